@@ -1,0 +1,144 @@
+"""Validated configuration for every SecureMed job.
+
+Configs are YAML files checked by the pydantic models below, so a typo or an impossible value
+fails at start-up with a message naming the field, never half-way through a federated run.
+Unknown keys are refused for the same reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from securemed.errors import ConfigError
+
+ModelName = Literal["simple_cnn", "resnet18", "densenet121"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Where the images come from: generated chest X-rays or a MedMNIST-layout `.npz` file."""
+
+    source: Literal["synthetic", "medmnist"] = "synthetic"
+    path: Path | None = Field(default=None, description="MedMNIST .npz file (source=medmnist)")
+    image_size: Literal[64, 128, 224] = 64
+    difficulty: float = Field(default=0.5, ge=0.0, le=1.0)
+    train_samples: int = Field(default=6000, ge=10)
+    test_samples: int = Field(default=1500, ge=10)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _path_matches_source(self) -> DataConfig:
+        if self.source == "medmnist" and self.path is None:
+            raise ValueError("data.path is required when data.source is 'medmnist'")
+        if self.source == "synthetic" and self.path is not None:
+            raise ValueError("data.path is only used with data.source 'medmnist'")
+        return self
+
+
+class PartitionConfig(_Strict):
+    """How the training set is split across hospitals."""
+
+    scheme: Literal["iid", "dirichlet", "quantity"] = "dirichlet"
+    alpha: float = Field(default=0.5, gt=0.0, description="Dirichlet concentration (label skew)")
+    beta: float = Field(default=1.0, gt=0.0, description="Dirichlet concentration of sizes")
+    min_samples: int = Field(default=64, ge=1, description="smallest partition allowed")
+
+
+class TrainingConfig(_Strict):
+    """Local optimisation at each hospital (and for the central baseline)."""
+
+    model: ModelName = "simple_cnn"
+    batch_size: int = Field(default=64, ge=1, description="expected batch size (Poisson)")
+    learning_rate: float = Field(default=0.1, gt=0.0)
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    local_epochs: int = Field(default=1, ge=1)
+
+
+class PrivacyConfig(_Strict):
+    """Record-level DP-SGD with Opacus; `enabled: false` trains without privacy (baselines)."""
+
+    enabled: bool = True
+    target_epsilon: float | None = Field(default=8.0, gt=0.0)
+    noise_multiplier: float | None = Field(default=None, gt=0.0)
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
+    max_grad_norm: float = Field(default=1.0, gt=0.0)
+    accountant: Literal["rdp", "prv"] = "prv"
+
+    @model_validator(mode="after")
+    def _one_noise_source(self) -> PrivacyConfig:
+        if self.enabled and (self.target_epsilon is None) == (self.noise_multiplier is None):
+            raise ValueError(
+                "set exactly one of privacy.target_epsilon and privacy.noise_multiplier "
+                "(use `target_epsilon: null` to give a noise multiplier)"
+            )
+        return self
+
+
+class FederationConfig(_Strict):
+    """Rounds, participation and the aggregator's limits."""
+
+    hospitals: int = Field(default=4, ge=1)
+    rounds: int = Field(default=5, ge=1)
+    participation: float = Field(default=1.0, gt=0.0, le=1.0)
+    round_deadline_s: float = Field(default=300.0, gt=0.0)
+    max_message_mb: int = Field(default=256, ge=1, le=2047)
+    seed: int = 0
+
+
+class BaselineConfig(_Strict):
+    """The centrally trained, non-private model the federated one is compared against."""
+
+    enabled: bool = True
+    epochs: int = Field(default=5, ge=1)
+
+
+class JobConfig(_Strict):
+    """Everything `jobs/federated.py` needs."""
+
+    data: DataConfig = DataConfig()
+    partition: PartitionConfig = PartitionConfig()
+    training: TrainingConfig = TrainingConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    federation: FederationConfig = FederationConfig()
+    baseline: BaselineConfig = BaselineConfig()
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any], *, origin: str = "config") -> JobConfig:
+    """Validate a mapping, raising :class:`ConfigError` that lists every bad field."""
+    try:
+        return JobConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"{origin} is invalid:\n{_describe(error)}") from None
+
+
+def load_config(path: str | Path | None) -> JobConfig:
+    """Read and validate a YAML config; `None` gives the defaults."""
+    if path is None:
+        return JobConfig()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return parse_config(raw, origin=f"config file {path}")
