@@ -1,0 +1,1 @@
+"""Ray actors: thin hosts for the core's aggregator and hospital logic."""

@@ -89,6 +89,10 @@ class FederationConfig(_Strict):
     participation: float = Field(default=1.0, gt=0.0, le=1.0)
     round_deadline_s: float = Field(default=300.0, gt=0.0)
     max_message_mb: int = Field(default=256, ge=1, le=2047)
+    bind_host: str = Field(
+        default="127.0.0.1",
+        description="aggregator listen address; 0.0.0.0 when hospitals run on other nodes",
+    )
     seed: int = 0
 
 

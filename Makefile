@@ -1,0 +1,50 @@
+# SecureMed: `make run` and `make test` work on a fresh machine (they set up .venv first).
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PROTO   := securemed/transport/federation/v1/federation.proto
+ARGS    ?=
+
+export RAY_USAGE_STATS_ENABLED := 0
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run smoke test test-fast bench protos lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## the default federated job on a local Ray (ARGS="--output DIR" etc. pass through)
+run: setup
+	$(PY) jobs/federated.py --config configs/federated.yaml $(ARGS)
+
+## the same job at smoke size: seconds
+smoke: setup
+	$(PY) jobs/federated.py --config configs/federated.yaml --smoke-test $(ARGS)
+
+## every test; `make test-fast` skips the ones marked slow
+test: setup
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+## benchmarks, results as JSON in bench-results/
+bench: setup
+	$(PY) -m benchmarks.run --output bench-results/bench.json $(ARGS)
+
+## regenerate the gRPC stubs (a test checks they are in sync)
+protos: setup
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --grpc_python_out=. --pyi_out=. protos/$(PROTO)
+
+lint: setup
+	$(PY) -m ruff check securemed actors jobs tests benchmarks
+	$(PY) -m mypy securemed
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-results

@@ -1,0 +1,336 @@
+"""Federated DP training of a chest X-ray classifier, on Ray, over gRPC.
+
+    python jobs/federated.py [--config configs/federated.yaml] [--output DIR]
+    python jobs/federated.py --resume DIR
+    ray job submit --working-dir . -- python jobs/federated.py --config configs/federated.yaml
+
+Reads as the story of a run: validate the config, connect to Ray (or start a local one), split
+the training set across hospital actors, start the aggregator's gRPC server, run the rounds
+(evaluating and checkpointing after each), train the central non-DP baseline on the same data,
+then write metrics.json, a checkpoint per round and progress.png to the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import ray  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from actors.aggregator import Aggregator  # noqa: E402
+from actors.hospital import HospitalNode  # noqa: E402
+from securemed.config import JobConfig, load_config  # noqa: E402
+from securemed.data.from_config import build_source, partition_for  # noqa: E402
+from securemed.data.sources import ImageSource  # noqa: E402
+from securemed.errors import SecureMedError  # noqa: E402
+from securemed.evaluation import evaluate  # noqa: E402
+from securemed.federation.results import (  # noqa: E402
+    latest_checkpoint,
+    plot_progress,
+    save_checkpoint,
+    write_json,
+)
+from securemed.models import build_model  # noqa: E402
+from securemed.privacy import train_central  # noqa: E402
+
+CONFIG_FILE = "config.yaml"
+JOIN_TIMEOUT_S = 600.0
+
+
+def smoke_config(config: JobConfig) -> JobConfig:
+    """Shrink a config to a seconds-long run (same code paths, tiny data)."""
+    return config.model_copy(
+        update={
+            "data": config.data.model_copy(update={"train_samples": 240, "test_samples": 120}),
+            "partition": config.partition.model_copy(update={"min_samples": 16}),
+            "training": config.training.model_copy(update={"batch_size": 16}),
+            "federation": config.federation.model_copy(update={"rounds": 2}),
+            "baseline": config.baseline.model_copy(update={"epochs": 1}),
+        }
+    )
+
+
+def hospital_names(count: int) -> list[str]:
+    return [f"hospital-{i + 1}" for i in range(count)]
+
+
+def connect_ray(address: str | None) -> bool:
+    """Join the cluster at ``address`` (or RAY_ADDRESS, as `ray job submit` sets it), or start
+    a local Ray. Returns whether this process started Ray (and so must shut it down)."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+        return False
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        object_store_memory=256 * 1024 * 1024,
+        log_to_driver=True,
+    )
+    return True
+
+
+def initial_model_state(config: JobConfig, num_classes: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(config.federation.seed)
+    model = build_model(config.training.model, num_classes=num_classes)
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def evaluate_state(
+    config: JobConfig, state: dict[str, torch.Tensor], test: tuple[torch.Tensor, np.ndarray],
+    class_names: tuple[str, ...],
+) -> dict[str, Any]:
+    model = build_model(config.training.model, num_classes=len(class_names))
+    model.load_state_dict(state)
+    images, labels = test
+    return evaluate(model, images, labels, class_names=class_names).to_dict()
+
+
+@ray.remote
+def central_baseline(
+    config: JobConfig, source: ImageSource, indices: np.ndarray, num_classes: int
+) -> dict[str, torch.Tensor]:
+    """The centrally trained, non-private model on the union of the hospitals' data."""
+    torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+    torch.manual_seed(config.federation.seed)
+    model = build_model(config.training.model, num_classes=num_classes)
+    images = torch.from_numpy(source.images("train", indices))
+    labels = torch.from_numpy(source.labels("train")[indices])
+    trained = train_central(
+        model, images, labels, training=config.training, epochs=config.baseline.epochs,
+        seed=config.federation.seed,
+    )
+    return {name: tensor.detach().clone() for name, tensor in trained.state_dict().items()}
+
+
+def start_hospitals(
+    config: JobConfig,
+    source: ImageSource,
+    partitions: list[np.ndarray],
+    privacy_states: dict[str, Any],
+) -> dict[str, Any]:
+    names = hospital_names(config.federation.hospitals)
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    share = max(0.05, min(1.0, (cpus - 0.25) / len(names)))
+    return {
+        name: HospitalNode.options(num_cpus=share, max_concurrency=2, name=None).remote(
+            hospital=name,
+            source=source,
+            indices=indices,
+            training=config.training,
+            privacy=config.privacy,
+            total_rounds=config.federation.rounds,
+            seed=config.federation.seed * 1000 + i,
+            accountant_state=privacy_states.get(name),
+        )
+        for i, (name, indices) in enumerate(zip(names, partitions, strict=True))
+    }
+
+
+def round_record(
+    result: dict[str, Any], test_metrics: dict[str, Any], epsilons: dict[str, float | None]
+) -> dict[str, Any]:
+    outcome = result["outcome"]
+    reports = outcome.reports.values()
+    return {
+        "round": outcome.round,
+        "participants": list(outcome.participants),
+        "selected": list(outcome.selected),
+        "missed_deadline": list(outcome.missing),
+        "test": test_metrics,
+        "epsilon": epsilons,
+        "seconds": result["seconds"],
+        "update_bytes": sum(report.update_bytes for report in reports),
+        "time_split": {
+            "local_training_s": max((r.train_seconds for r in reports), default=0.0),
+            "serialization_s": max((r.serialize_seconds for r in reports), default=0.0),
+            "aggregation_s": outcome.aggregation_seconds,
+        },
+        "train_loss": {name: report.loss for name, report in outcome.reports.items()},
+    }
+
+
+def print_round(record: dict[str, Any], total_rounds: int) -> None:
+    spent = [value for value in record["epsilon"].values() if value is not None]
+    eps = f"max epsilon {max(spent):.2f}" if spent else "no DP"
+    print(
+        f"round {record['round']}/{total_rounds}  "
+        f"participants {len(record['participants'])}/{len(record['selected'])}  "
+        f"macro-AUROC {record['test']['macro_auroc']:.3f}  "
+        f"accuracy {record['test']['accuracy']:.3f}  {eps}  {record['seconds']:.1f} s",
+        flush=True,
+    )
+
+
+def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str, Any]:
+    """Run (or continue) the federation described by ``config``, writing into ``output``."""
+    started = time.perf_counter()
+    source = build_source(config.data)
+    class_names = source.class_names
+    partitions = partition_for(config.partition, source.labels("train"), config.federation)
+    test = (torch.from_numpy(source.images("test", np.arange(len(source.labels("test"))))),
+            source.labels("test"))
+
+    checkpoint = latest_checkpoint(output) if resume else None
+    if checkpoint:
+        completed, saved = checkpoint
+        global_state, records = saved["global_state"], saved["rounds"]
+        privacy_states, initial_test = saved["privacy"], saved["initial_test"]
+        print(f"resuming after round {completed} from {output}", flush=True)
+    else:
+        completed, records, privacy_states = 0, [], {}
+        global_state = initial_model_state(config, len(class_names))
+        initial_test = evaluate_state(config, global_state, test, class_names)
+
+    names = hospital_names(config.federation.hospitals)
+    aggregator = Aggregator.options(num_cpus=0.25).remote(
+        hospitals=names,
+        global_state=global_state,
+        total_rounds=config.federation.rounds,
+        participation=config.federation.participation,
+        seed=config.federation.seed,
+        completed_rounds=completed,
+        max_message_bytes=config.federation.max_message_mb * 1024 * 1024,
+        bind_host=config.federation.bind_host,
+    )
+    target = ray.get(aggregator.start.remote())
+    hospitals = start_hospitals(config, source, partitions, privacy_states)
+    runs = [
+        actor.run.remote(target, config.federation.max_message_mb * 1024 * 1024)
+        for actor in hospitals.values()
+    ]
+    print(f"aggregator at {target}; waiting for {len(names)} hospitals", flush=True)
+    ray.get(aggregator.wait_for_hospitals.remote(len(names), JOIN_TIMEOUT_S))
+
+    for _ in range(completed, config.federation.rounds):
+        result = ray.get(aggregator.run_round.remote(config.federation.round_deadline_s))
+        global_state = result["global_state"]
+        privacy_states = dict(zip(names, ray.get([h.privacy_state.remote() for h in hospitals.values()]), strict=True))
+        epsilons = dict(zip(names, ray.get([h.epsilon.remote() for h in hospitals.values()]), strict=True))
+        record = round_record(result, evaluate_state(config, global_state, test, class_names), epsilons)
+        records.append(record)
+        print_round(record, config.federation.rounds)
+        save_checkpoint(output, record["round"], {
+            "global_state": global_state, "rounds": records, "privacy": privacy_states,
+            "initial_test": initial_test,
+        })
+        write_json(output / "metrics.json", {"initial": {"test": initial_test}, "rounds": records})
+
+    ray.get(aggregator.finish.remote())
+    summaries = ray.get(runs)
+    for actor in [*hospitals.values(), aggregator]:
+        ray.kill(actor)
+
+    baseline = None
+    if config.baseline.enabled:
+        print("training the central non-DP baseline on the same data", flush=True)
+        union = np.sort(np.concatenate(partitions))
+        baseline_state = ray.get(
+            central_baseline.options(num_cpus=1).remote(config, source, union, len(class_names))
+        )
+        baseline = evaluate_state(config, baseline_state, test, class_names)
+
+    metrics = {
+        "initial": {"test": initial_test},
+        "rounds": records,
+        "final": records[-1]["test"] if records else initial_test,
+        "baseline": {"central_non_dp": baseline} if baseline else {},
+        "privacy": {
+            "enabled": config.privacy.enabled,
+            "delta": config.privacy.delta,
+            "accountant": config.privacy.accountant,
+            "unit": "record",
+            "epsilon": records[-1]["epsilon"] if records else {},
+        },
+        "hospitals": {
+            s.hospital: {"rounds_submitted": s.rounds_submitted, "rounds_missed": s.rounds_missed}
+            for s in summaries
+        },
+        "wall_seconds": time.perf_counter() - started,
+    }
+    write_json(output / "metrics.json", metrics)
+    plot_progress(records, baseline["macro_auroc"] if baseline else None, output / "progress.png")
+    return metrics
+
+
+def print_summary(metrics: dict[str, Any], output: Path) -> None:
+    final = metrics["final"]
+    print("\n== SecureMed federated run ==")
+    print(f"federated (DP):     macro-AUROC {final['macro_auroc']:.3f}  accuracy {final['accuracy']:.3f}")
+    baseline = metrics["baseline"].get("central_non_dp")
+    if baseline:
+        print(
+            f"central (non-DP):   macro-AUROC {baseline['macro_auroc']:.3f}  "
+            f"accuracy {baseline['accuracy']:.3f}"
+        )
+    privacy = metrics["privacy"]
+    for hospital, epsilon in privacy["epsilon"].items():
+        shown = f"{epsilon:.2f}" if epsilon is not None else "n/a (DP off)"
+        print(f"epsilon {hospital}: {shown} at delta {privacy['delta']:g} ({privacy['unit']}-level)")
+    print(f"wall time: {metrics['wall_seconds']:.1f} s")
+    print(f"results: {output}/metrics.json, {output}/progress.png, {output}/checkpoints/")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="YAML config (defaults apply when omitted)")
+    parser.add_argument("--output", type=Path, help="results folder (default runs/federated-<time>)")
+    parser.add_argument("--resume", type=Path, help="continue the stopped run in this folder")
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    parser.add_argument("--smoke-test", action="store_true", help="tiny data, 2 rounds: seconds")
+    return parser.parse_args(argv)
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[JobConfig, Path]:
+    """The config and output folder; a resumed run reuses the config it was started with."""
+    if args.resume:
+        if args.config or args.output:
+            raise SecureMedError("--resume takes the config and output of the run it continues; "
+                                 "drop --config/--output")
+        saved = args.resume / CONFIG_FILE
+        if not saved.is_file():
+            raise SecureMedError(f"{args.resume} holds no {CONFIG_FILE}: not a SecureMed run folder")
+        return load_config(saved), args.resume
+    config = load_config(args.config)
+    if args.smoke_test:
+        config = smoke_config(config)
+    output = args.output or Path("runs") / time.strftime("federated-%Y%m%d-%H%M%S")
+    if (output / CONFIG_FILE).exists():
+        raise SecureMedError(f"{output} already holds a run; use --resume {output} or a new --output")
+    output.mkdir(parents=True, exist_ok=True)
+    (output / CONFIG_FILE).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return config, output
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config, output = resolve_config(args)
+    except SecureMedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    started_ray = connect_ray(args.address)
+    try:
+        metrics = run_federation(config, output, resume=args.resume is not None)
+    except SecureMedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if started_ray:
+            ray.shutdown()
+    print_summary(metrics, output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""The aggregator's round logic as a state machine that does no I/O.
+
+A round's lifecycle: ``open_round`` selects hospitals → each selected hospital fetches
+``model_for`` the round and ``submit``s its update → ``close_round`` (when every selected
+hospital has submitted, or at the deadline) averages what arrived and advances the global
+model. Hospitals that miss the deadline are data in the outcome (``missing``), not exceptions
+that unwind the round, as in Flower's ``aggregate_fit(results, failures)``.
+
+The caller supplies the clock (``now``, monotonic seconds), so tests drive deadlines without
+sleeping and the gRPC server (:mod:`securemed.transport.server`) only adapts this class to the
+wire. Bad requests raise the domain errors of :mod:`securemed.errors` and leave the state as it
+was, so one bad hospital never disturbs the others.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from securemed.aggregation import fedavg
+from securemed.errors import (
+    DuplicateSubmission,
+    FederationFinished,
+    InvalidUpdate,
+    NotSelected,
+    StaleRound,
+    UnknownHospital,
+)
+
+
+class Phase(enum.Enum):
+    WAITING = "waiting"
+    OPEN = "open"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class HospitalReport:
+    """What a hospital says about its update, besides the tensors. No PHI, only statistics."""
+
+    num_samples: int
+    epsilon: float | None
+    train_seconds: float
+    serialize_seconds: float
+    loss: float
+    update_bytes: int
+
+
+@dataclass(frozen=True)
+class RoundView:
+    """The round as one hospital sees it."""
+
+    round: int
+    phase: Phase
+    selected: bool
+    seconds_left: float
+    total_rounds: int
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """The result of a closed round; ``participants`` are the hospitals whose updates count."""
+
+    round: int
+    selected: tuple[str, ...]
+    participants: tuple[str, ...]
+    missing: tuple[str, ...]
+    reports: Mapping[str, HospitalReport]
+    aggregation_seconds: float
+
+    @property
+    def applied(self) -> bool:
+        """Whether the global model changed (False when nobody made the deadline)."""
+        return bool(self.participants)
+
+
+@dataclass
+class _OpenRound:
+    number: int
+    selected: tuple[str, ...]
+    deadline: float
+    updates: dict[str, dict[str, torch.Tensor]]
+    reports: dict[str, HospitalReport]
+
+
+class FederationCoordinator:
+    """Owns the global model and the state of the current round.
+
+    Args:
+        hospitals: names of the federation's members; nobody else may join.
+        global_state: the initial global model (a state dict).
+        total_rounds: rounds to run before the federation finishes.
+        participation: fraction of joined hospitals selected each round (at least one).
+        seed: makes each round's selection reproducible, also across a resume.
+        completed_rounds: rounds already done (when resuming from a checkpoint).
+    """
+
+    def __init__(
+        self,
+        *,
+        hospitals: Sequence[str],
+        global_state: Mapping[str, torch.Tensor],
+        total_rounds: int,
+        participation: float = 1.0,
+        seed: int = 0,
+        completed_rounds: int = 0,
+    ) -> None:
+        if not hospitals:
+            raise ValueError("a federation needs at least one hospital")
+        if len(set(hospitals)) != len(hospitals):
+            raise ValueError("hospital names must be unique")
+        if not 0.0 < participation <= 1.0:
+            raise ValueError(f"participation must be in (0, 1], got {participation}")
+        if not 0 <= completed_rounds <= total_rounds:
+            raise ValueError(f"completed_rounds must be in [0, {total_rounds}]")
+        self._members = tuple(hospitals)
+        self._joined: dict[str, int] = {}
+        self._global = {name: tensor.detach().clone() for name, tensor in global_state.items()}
+        self._total_rounds = total_rounds
+        self._participation = participation
+        self._seed = seed
+        self._completed = completed_rounds
+        self._open: _OpenRound | None = None
+        self._phase = Phase.FINISHED if completed_rounds == total_rounds else Phase.WAITING
+
+    # -- read-only views -------------------------------------------------------------------
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def round(self) -> int:
+        """The open round, or the last completed one between rounds."""
+        return self._open.number if self._open else self._completed
+
+    @property
+    def total_rounds(self) -> int:
+        return self._total_rounds
+
+    @property
+    def joined(self) -> tuple[str, ...]:
+        return tuple(self._joined)
+
+    @property
+    def global_state(self) -> dict[str, torch.Tensor]:
+        return {name: tensor.clone() for name, tensor in self._global.items()}
+
+    def all_submitted(self) -> bool:
+        """Whether every hospital selected for the open round has submitted."""
+        return self._open is not None and len(self._open.updates) == len(self._open.selected)
+
+    def view(self, hospital: str, *, now: float) -> RoundView:
+        self._check_member(hospital)
+        open_round = self._open
+        return RoundView(
+            round=self.round,
+            phase=self._phase,
+            selected=open_round is not None and hospital in open_round.selected,
+            seconds_left=max(0.0, open_round.deadline - now) if open_round else 0.0,
+            total_rounds=self._total_rounds,
+        )
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def join(self, hospital: str, *, num_samples: int) -> None:
+        """Admit a member; joining again (after a hospital restarts) is allowed."""
+        self._check_member(hospital)
+        if num_samples <= 0:
+            raise InvalidUpdate(f"hospital {hospital!r} must hold at least one sample to join")
+        self._joined[hospital] = num_samples
+
+    def open_round(self, *, now: float, deadline_s: float) -> tuple[int, tuple[str, ...]]:
+        """Open the next round and select its hospitals among those that joined."""
+        if self._phase is Phase.FINISHED:
+            raise FederationFinished(f"all {self._total_rounds} rounds have run")
+        if self._phase is Phase.OPEN:
+            raise StaleRound(f"round {self.round} is still open; close it first")
+        if not self._joined:
+            raise UnknownHospital("no hospital has joined yet; a round needs at least one")
+        number = self._completed + 1
+        candidates = sorted(self._joined)
+        count = max(1, round(self._participation * len(candidates)))
+        rng = np.random.default_rng([self._seed, number])
+        chosen = rng.choice(len(candidates), size=count, replace=False)
+        selected = tuple(sorted(candidates[i] for i in chosen))
+        self._open = _OpenRound(number, selected, now + deadline_s, {}, {})
+        self._phase = Phase.OPEN
+        return number, selected
+
+    def model_for(self, hospital: str, round_number: int) -> dict[str, torch.Tensor]:
+        """The global model a selected hospital trains on in the open round."""
+        open_round = self._require_open(hospital, round_number)
+        if hospital not in open_round.selected:
+            raise NotSelected(f"hospital {hospital!r} is not selected for round {round_number}")
+        return self.global_state
+
+    def submit(
+        self,
+        hospital: str,
+        round_number: int,
+        update: Mapping[str, torch.Tensor],
+        report: HospitalReport,
+        *,
+        now: float,
+    ) -> tuple[int, int]:
+        """Accept one hospital's update; returns (updates received, hospitals selected)."""
+        open_round = self._require_open(hospital, round_number)
+        if now > open_round.deadline:
+            raise StaleRound(f"round {round_number} passed its deadline; wait for the next round")
+        if hospital not in open_round.selected:
+            raise NotSelected(f"hospital {hospital!r} is not selected for round {round_number}")
+        if hospital in open_round.updates:
+            raise DuplicateSubmission(
+                f"hospital {hospital!r} already submitted an update to round {round_number}"
+            )
+        self._check_report(report)
+        self._check_update(update)
+        open_round.updates[hospital] = {name: update[name] for name in self._global}
+        open_round.reports[hospital] = report
+        return len(open_round.updates), len(open_round.selected)
+
+    def close_round(self) -> RoundOutcome:
+        """Average the updates that arrived and advance the global model.
+
+        With no update at all the global model is left unchanged and the round still counts,
+        so a federation whose hospitals all failed one round moves on rather than hanging.
+        """
+        if self._open is None:
+            raise StaleRound("no round is open")
+        open_round, self._open = self._open, None
+        started = time.perf_counter()
+        participants = tuple(sorted(open_round.updates))
+        if participants:
+            mean_update = fedavg(
+                [open_round.updates[name] for name in participants],
+                [open_round.reports[name].num_samples for name in participants],
+            )
+            for name, delta in mean_update.items():
+                self._global[name] = self._global[name] + delta.to(self._global[name].dtype)
+        self._completed = open_round.number
+        self._phase = Phase.FINISHED if self._completed >= self._total_rounds else Phase.WAITING
+        return RoundOutcome(
+            round=open_round.number,
+            selected=open_round.selected,
+            participants=participants,
+            missing=tuple(name for name in open_round.selected if name not in open_round.updates),
+            reports=dict(open_round.reports),
+            aggregation_seconds=time.perf_counter() - started,
+        )
+
+    def finish(self) -> None:
+        """Stop the federation early; hospitals see FINISHED and exit."""
+        self._open = None
+        self._phase = Phase.FINISHED
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def _check_member(self, hospital: str) -> None:
+        if hospital not in self._members:
+            raise UnknownHospital(f"hospital {hospital!r} is not a member of this federation")
+
+    def _require_open(self, hospital: str, round_number: int) -> _OpenRound:
+        self._check_member(hospital)
+        if hospital not in self._joined:
+            raise UnknownHospital(f"hospital {hospital!r} has not joined; call Join first")
+        if self._phase is Phase.FINISHED:
+            raise FederationFinished(f"all {self._total_rounds} rounds have run")
+        if self._open is None or round_number != self._open.number:
+            current = f"round {self._open.number} is open" if self._open else "no round is open"
+            raise StaleRound(f"round {round_number} is not open ({current})")
+        return self._open
+
+    @staticmethod
+    def _check_report(report: HospitalReport) -> None:
+        if report.num_samples <= 0:
+            raise InvalidUpdate("num_samples must be positive")
+        if report.epsilon is not None and not (
+            math.isfinite(report.epsilon) and report.epsilon >= 0
+        ):
+            raise InvalidUpdate("epsilon must be a finite, non-negative number")
+
+    def _check_update(self, update: Mapping[str, torch.Tensor]) -> None:
+        missing = sorted(set(self._global) - set(update))
+        extra = sorted(set(update) - set(self._global))
+        if missing or extra:
+            raise InvalidUpdate(
+                f"update tensors do not match the global model (missing: {missing[:3]}, "
+                f"unexpected: {extra[:3]})"
+            )
+        for name, reference in self._global.items():
+            tensor = update[name]
+            if tensor.dtype != reference.dtype:
+                raise InvalidUpdate(
+                    f"tensor {name!r} has dtype {tensor.dtype}, the model expects {reference.dtype}"
+                )
+            if tensor.shape != reference.shape:
+                raise InvalidUpdate(
+                    f"tensor {name!r} has shape {list(tensor.shape)}, "
+                    f"the model expects {list(reference.shape)}"
+                )
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise InvalidUpdate(f"tensor {name!r} holds NaN or infinite values")

@@ -1,0 +1,85 @@
+"""What a federated run leaves on disk: metrics, a checkpoint per round, a progress plot.
+
+Every file is written to a temporary name and renamed into place, so a crash mid-write leaves
+the previous complete file, and ``--resume`` always finds a checkpoint it can load. Only
+aggregate statistics are written (AUROC, epsilon, timings): no image, label or patient data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from securemed.errors import ConfigError
+
+CHECKPOINT_DIR = "checkpoints"
+_CHECKPOINT = re.compile(r"round-(\d{4})\.pt$")
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    """Write JSON atomically (NaN is refused: it is not JSON)."""
+    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, allow_nan=False)))
+
+
+def save_checkpoint(output: Path, round_number: int, payload: Mapping[str, Any]) -> Path:
+    """Save ``payload`` (global model, privacy states, metrics so far) for a round."""
+    path = output / CHECKPOINT_DIR / f"round-{round_number:04d}.pt"
+    _atomic_write(path, lambda tmp: torch.save(dict(payload), tmp))
+    return path
+
+
+def latest_checkpoint(output: Path) -> tuple[int, dict[str, Any]] | None:
+    """The newest round checkpoint under ``output``, or None when there is none."""
+    folder = output / CHECKPOINT_DIR
+    rounds = sorted(
+        int(match.group(1))
+        for path in folder.glob("round-*.pt")
+        if (match := _CHECKPOINT.search(path.name))
+    ) if folder.is_dir() else []
+    if not rounds:
+        return None
+    path = folder / f"round-{rounds[-1]:04d}.pt"
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a damaged file must say which file, not just "unpickling"
+        raise ConfigError(f"checkpoint {path} cannot be read ({error}); remove it to resume") from None
+    return rounds[-1], payload
+
+
+def plot_progress(rounds: list[Mapping[str, Any]], baseline_auroc: float | None, path: Path) -> None:
+    """Macro-AUROC and per-hospital epsilon by round, side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    numbers = [entry["round"] for entry in rounds]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(numbers, [entry["test"]["macro_auroc"] for entry in rounds], marker="o", label="federated")
+    if baseline_auroc is not None:
+        left.axhline(baseline_auroc, linestyle="--", color="grey", label="central, non-DP")
+    left.set(xlabel="round", ylabel="test macro-AUROC", title="Utility")
+    left.legend()
+    hospitals = sorted({name for entry in rounds for name in entry["epsilon"]})
+    for hospital in hospitals:
+        values = [entry["epsilon"].get(hospital) for entry in rounds]
+        right.plot(numbers, [v if v is not None else float("nan") for v in values], marker="o", label=hospital)
+    right.set(xlabel="round", ylabel="epsilon spent", title="Privacy (cumulative)")
+    if hospitals:
+        right.legend()
+    figure.tight_layout()
+    _atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    plt.close(figure)
