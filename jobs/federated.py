@@ -13,6 +13,7 @@ then write metrics.json, a checkpoint per round and progress.png to the output f
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -22,26 +23,26 @@ from typing import Any
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import ray  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
+import numpy as np
+import ray
+import torch
+import yaml
 
-from actors.aggregator import Aggregator  # noqa: E402
-from actors.hospital import HospitalNode  # noqa: E402
-from securemed.config import JobConfig, load_config  # noqa: E402
-from securemed.data.from_config import build_source, partition_for  # noqa: E402
-from securemed.data.sources import ImageSource  # noqa: E402
-from securemed.errors import SecureMedError  # noqa: E402
-from securemed.evaluation import evaluate  # noqa: E402
-from securemed.federation.results import (  # noqa: E402
+from actors.aggregator import Aggregator
+from actors.hospital import HospitalNode
+from securemed.config import JobConfig, load_config
+from securemed.data.from_config import build_source, partition_for
+from securemed.data.sources import ImageSource
+from securemed.errors import SecureMedError
+from securemed.evaluation import evaluate
+from securemed.federation.results import (
     latest_checkpoint,
     plot_progress,
     save_checkpoint,
     write_json,
 )
-from securemed.models import build_model  # noqa: E402
-from securemed.privacy import train_central  # noqa: E402
+from securemed.models import build_model
+from securemed.privacy import train_central
 
 CONFIG_FILE = "config.yaml"
 JOIN_TIMEOUT_S = 600.0
@@ -87,7 +88,9 @@ def initial_model_state(config: JobConfig, num_classes: int) -> dict[str, torch.
 
 
 def evaluate_state(
-    config: JobConfig, state: dict[str, torch.Tensor], test: tuple[torch.Tensor, np.ndarray],
+    config: JobConfig,
+    state: dict[str, torch.Tensor],
+    test: tuple[torch.Tensor, np.ndarray],
     class_names: tuple[str, ...],
 ) -> dict[str, Any]:
     model = build_model(config.training.model, num_classes=len(class_names))
@@ -101,13 +104,19 @@ def central_baseline(
     config: JobConfig, source: ImageSource, indices: np.ndarray, num_classes: int
 ) -> dict[str, torch.Tensor]:
     """The centrally trained, non-private model on the union of the hospitals' data."""
-    torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
+    torch.set_num_threads(
+        max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+    )
     torch.manual_seed(config.federation.seed)
     model = build_model(config.training.model, num_classes=num_classes)
     images = torch.from_numpy(source.images("train", indices))
     labels = torch.from_numpy(source.labels("train")[indices])
     trained = train_central(
-        model, images, labels, training=config.training, epochs=config.baseline.epochs,
+        model,
+        images,
+        labels,
+        training=config.training,
+        epochs=config.baseline.epochs,
         seed=config.federation.seed,
     )
     return {name: tensor.detach().clone() for name, tensor in trained.state_dict().items()}
@@ -156,8 +165,17 @@ def round_record(
             "serialization_s": max((r.serialize_seconds for r in reports), default=0.0),
             "aggregation_s": outcome.aggregation_seconds,
         },
-        "train_loss": {name: report.loss for name, report in outcome.reports.items()},
+        # NaN (every Poisson batch empty, tiny data sets only) is not JSON: record it as null.
+        "train_loss": {
+            name: None if math.isnan(report.loss) else report.loss
+            for name, report in outcome.reports.items()
+        },
     }
+
+
+def _score(value: float | None) -> str:
+    """A metric for people: macro-AUROC is undefined when a class has one label value only."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def print_round(record: dict[str, Any], total_rounds: int) -> None:
@@ -166,7 +184,7 @@ def print_round(record: dict[str, Any], total_rounds: int) -> None:
     print(
         f"round {record['round']}/{total_rounds}  "
         f"participants {len(record['participants'])}/{len(record['selected'])}  "
-        f"macro-AUROC {record['test']['macro_auroc']:.3f}  "
+        f"macro-AUROC {_score(record['test']['macro_auroc'])}  "
         f"accuracy {record['test']['accuracy']:.3f}  {eps}  {record['seconds']:.1f} s",
         flush=True,
     )
@@ -178,8 +196,10 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
     source = build_source(config.data)
     class_names = source.class_names
     partitions = partition_for(config.partition, source.labels("train"), config.federation)
-    test = (torch.from_numpy(source.images("test", np.arange(len(source.labels("test"))))),
-            source.labels("test"))
+    test = (
+        torch.from_numpy(source.images("test", np.arange(len(source.labels("test"))))),
+        source.labels("test"),
+    )
 
     checkpoint = latest_checkpoint(output) if resume else None
     if checkpoint:
@@ -215,15 +235,27 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
     for _ in range(completed, config.federation.rounds):
         result = ray.get(aggregator.run_round.remote(config.federation.round_deadline_s))
         global_state = result["global_state"]
-        privacy_states = dict(zip(names, ray.get([h.privacy_state.remote() for h in hospitals.values()]), strict=True))
-        epsilons = dict(zip(names, ray.get([h.epsilon.remote() for h in hospitals.values()]), strict=True))
-        record = round_record(result, evaluate_state(config, global_state, test, class_names), epsilons)
+        privacy_states = dict(
+            zip(names, ray.get([h.privacy_state.remote() for h in hospitals.values()]), strict=True)
+        )
+        epsilons = dict(
+            zip(names, ray.get([h.epsilon.remote() for h in hospitals.values()]), strict=True)
+        )
+        record = round_record(
+            result, evaluate_state(config, global_state, test, class_names), epsilons
+        )
         records.append(record)
         print_round(record, config.federation.rounds)
-        save_checkpoint(output, record["round"], {
-            "global_state": global_state, "rounds": records, "privacy": privacy_states,
-            "initial_test": initial_test,
-        })
+        save_checkpoint(
+            output,
+            record["round"],
+            {
+                "global_state": global_state,
+                "rounds": records,
+                "privacy": privacy_states,
+                "initial_test": initial_test,
+            },
+        )
         write_json(output / "metrics.json", {"initial": {"test": initial_test}, "rounds": records})
 
     ray.get(aggregator.finish.remote())
@@ -266,17 +298,22 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
 def print_summary(metrics: dict[str, Any], output: Path) -> None:
     final = metrics["final"]
     print("\n== SecureMed federated run ==")
-    print(f"federated (DP):     macro-AUROC {final['macro_auroc']:.3f}  accuracy {final['accuracy']:.3f}")
+    label = "federated (DP):" if metrics["privacy"]["enabled"] else "federated (no DP):"
+    print(
+        f"{label:<20}macro-AUROC {_score(final['macro_auroc'])}  accuracy {final['accuracy']:.3f}"
+    )
     baseline = metrics["baseline"].get("central_non_dp")
     if baseline:
         print(
-            f"central (non-DP):   macro-AUROC {baseline['macro_auroc']:.3f}  "
+            f"{'central (non-DP):':<20}macro-AUROC {_score(baseline['macro_auroc'])}  "
             f"accuracy {baseline['accuracy']:.3f}"
         )
     privacy = metrics["privacy"]
     for hospital, epsilon in privacy["epsilon"].items():
         shown = f"{epsilon:.2f}" if epsilon is not None else "n/a (DP off)"
-        print(f"epsilon {hospital}: {shown} at delta {privacy['delta']:g} ({privacy['unit']}-level)")
+        print(
+            f"epsilon {hospital}: {shown} at delta {privacy['delta']:g} ({privacy['unit']}-level)"
+        )
     print(f"wall time: {metrics['wall_seconds']:.1f} s")
     print(f"results: {output}/metrics.json, {output}/progress.png, {output}/checkpoints/")
 
@@ -284,7 +321,9 @@ def print_summary(metrics: dict[str, Any], output: Path) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, help="YAML config (defaults apply when omitted)")
-    parser.add_argument("--output", type=Path, help="results folder (default runs/federated-<time>)")
+    parser.add_argument(
+        "--output", type=Path, help="results folder (default runs/federated-<time>)"
+    )
     parser.add_argument("--resume", type=Path, help="continue the stopped run in this folder")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     parser.add_argument("--smoke-test", action="store_true", help="tiny data, 2 rounds: seconds")
@@ -295,20 +334,28 @@ def resolve_config(args: argparse.Namespace) -> tuple[JobConfig, Path]:
     """The config and output folder; a resumed run reuses the config it was started with."""
     if args.resume:
         if args.config or args.output:
-            raise SecureMedError("--resume takes the config and output of the run it continues; "
-                                 "drop --config/--output")
+            raise SecureMedError(
+                "--resume takes the config and output of the run it continues; "
+                "drop --config/--output"
+            )
         saved = args.resume / CONFIG_FILE
         if not saved.is_file():
-            raise SecureMedError(f"{args.resume} holds no {CONFIG_FILE}: not a SecureMed run folder")
+            raise SecureMedError(
+                f"{args.resume} holds no {CONFIG_FILE}: not a SecureMed run folder"
+            )
         return load_config(saved), args.resume
     config = load_config(args.config)
     if args.smoke_test:
         config = smoke_config(config)
     output = args.output or Path("runs") / time.strftime("federated-%Y%m%d-%H%M%S")
     if (output / CONFIG_FILE).exists():
-        raise SecureMedError(f"{output} already holds a run; use --resume {output} or a new --output")
+        raise SecureMedError(
+            f"{output} already holds a run; use --resume {output} or a new --output"
+        )
     output.mkdir(parents=True, exist_ok=True)
-    (output / CONFIG_FILE).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    (output / CONFIG_FILE).write_text(
+        yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    )
     return config, output
 
 

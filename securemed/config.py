@@ -55,9 +55,13 @@ class TrainingConfig(_Strict):
     """Local optimisation at each hospital (and for the central baseline)."""
 
     model: ModelName = "simple_cnn"
+    optimizer: Literal["adam", "sgd"] = Field(
+        default="adam",
+        description="Adam converges in the few local steps a DP round allows; SGD for studies",
+    )
     batch_size: int = Field(default=64, ge=1, description="expected batch size (Poisson)")
-    learning_rate: float = Field(default=0.1, gt=0.0)
-    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    learning_rate: float = Field(default=0.002, gt=0.0)
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="SGD only")
     local_epochs: int = Field(default=1, ge=1)
 
 

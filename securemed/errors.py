@@ -39,3 +39,7 @@ class InvalidUpdate(SecureMedError):
 
 class FederationFinished(SecureMedError):
     """The federation has run all its rounds and accepts no more work."""
+
+
+class AggregatorUnavailable(SecureMedError):
+    """The aggregator cannot be reached: not started, wrong address, or the network is down."""

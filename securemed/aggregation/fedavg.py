@@ -39,7 +39,9 @@ def fedavg(
     averaged: dict[str, torch.Tensor] = {}
     for name in names:
         stacked = torch.stack([update[name].to(torch.float64) for update in updates])
-        coefficients = torch.tensor(weights, dtype=torch.float64).view(-1, *[1] * (stacked.dim() - 1))
+        coefficients = torch.tensor(weights, dtype=torch.float64).view(
+            -1, *[1] * (stacked.dim() - 1)
+        )
         mean = (stacked * coefficients).sum(dim=0) / total
         dtype = updates[0][name].dtype
         averaged[name] = mean.round().to(dtype) if not dtype.is_floating_point else mean.to(dtype)

@@ -44,39 +44,51 @@ def save_checkpoint(output: Path, round_number: int, payload: Mapping[str, Any])
 def latest_checkpoint(output: Path) -> tuple[int, dict[str, Any]] | None:
     """The newest round checkpoint under ``output``, or None when there is none."""
     folder = output / CHECKPOINT_DIR
-    rounds = sorted(
-        int(match.group(1))
-        for path in folder.glob("round-*.pt")
-        if (match := _CHECKPOINT.search(path.name))
-    ) if folder.is_dir() else []
+    rounds = (
+        sorted(
+            int(match.group(1))
+            for path in folder.glob("round-*.pt")
+            if (match := _CHECKPOINT.search(path.name))
+        )
+        if folder.is_dir()
+        else []
+    )
     if not rounds:
         return None
     path = folder / f"round-{rounds[-1]:04d}.pt"
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file must say which file, not just "unpickling"
-        raise ConfigError(f"checkpoint {path} cannot be read ({error}); remove it to resume") from None
+        raise ConfigError(
+            f"checkpoint {path} cannot be read ({error}); remove it to resume"
+        ) from None
     return rounds[-1], payload
 
 
-def plot_progress(rounds: list[Mapping[str, Any]], baseline_auroc: float | None, path: Path) -> None:
+def plot_progress(
+    rounds: list[Mapping[str, Any]], baseline_auroc: float | None, path: Path
+) -> None:
     """Macro-AUROC and per-hospital epsilon by round, side by side, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def _gaps(values: list[float | None]) -> list[float]:
+        return [float("nan") if value is None else value for value in values]
+
     numbers = [entry["round"] for entry in rounds]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(numbers, [entry["test"]["macro_auroc"] for entry in rounds], marker="o", label="federated")
+    aurocs = _gaps([entry["test"]["macro_auroc"] for entry in rounds])
+    left.plot(numbers, aurocs, marker="o", label="federated")
     if baseline_auroc is not None:
         left.axhline(baseline_auroc, linestyle="--", color="grey", label="central, non-DP")
     left.set(xlabel="round", ylabel="test macro-AUROC", title="Utility")
     left.legend()
     hospitals = sorted({name for entry in rounds for name in entry["epsilon"]})
     for hospital in hospitals:
-        values = [entry["epsilon"].get(hospital) for entry in rounds]
-        right.plot(numbers, [v if v is not None else float("nan") for v in values], marker="o", label=hospital)
+        epsilons = _gaps([entry["epsilon"].get(hospital) for entry in rounds])
+        right.plot(numbers, epsilons, marker="o", label=hospital)
     right.set(xlabel="round", ylabel="epsilon spent", title="Privacy (cumulative)")
     if hospitals:
         right.legend()

@@ -1,7 +1,10 @@
 """A small convolutional classifier: the default model, quick enough for DP-SGD on a CPU.
 
 Three conv blocks, each convolution followed by GroupNorm (per-example statistics, so Opacus'
-per-sample gradients stay exact), then global average pooling and one linear head.
+per-sample gradients stay exact), then a head that sees both the average and the maximum of
+every feature map. Average pooling alone dilutes a finding that covers a few pixels (a nodule
+is about 1 % of a 64 px film) until it is lost; the maximum keeps it. Measured on the default
+synthetic data, 5 central epochs: macro-AUROC 0.79 with average pooling alone, 0.97 with both.
 """
 
 from __future__ import annotations
@@ -11,16 +14,17 @@ from torch import nn
 
 
 def _block(in_channels: int, out_channels: int, groups: int) -> nn.Sequential:
+    # Not in place: Opacus' backward hooks refuse in-place ops on a hooked layer's output.
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
         nn.GroupNorm(groups, out_channels),
-        nn.ReLU(inplace=True),
+        nn.ReLU(),
         nn.MaxPool2d(2),
     )
 
 
 class SimpleCNN(nn.Module):
-    """Conv(16) → Conv(32) → Conv(64) → global pool → Linear(num_classes) logits."""
+    """Conv(16) → Conv(32) → Conv(64) → [global average ‖ global max] → Linear logits."""
 
     def __init__(self, *, num_classes: int, in_channels: int = 1, width: int = 16) -> None:
         super().__init__()
@@ -28,10 +32,10 @@ class SimpleCNN(nn.Module):
             _block(in_channels, width, groups=4),
             _block(width, width * 2, groups=8),
             _block(width * 2, width * 4, groups=8),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
         )
-        self.head = nn.Linear(width * 4, num_classes)
+        self.head = nn.Linear(2 * width * 4, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images))
+        maps = self.features(images)
+        pooled = torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1)
+        return self.head(pooled)

@@ -10,6 +10,7 @@ every other hospital.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -111,8 +112,10 @@ class FederationServer(pb_grpc.FederationServicer):
             try:
                 await asyncio.wait_for(
                     self._changed.wait_for(
-                        lambda: self._coordinator.all_submitted()
-                        or self._coordinator.phase is Phase.FINISHED
+                        lambda: (
+                            self._coordinator.all_submitted()
+                            or self._coordinator.phase is Phase.FINISHED
+                        )
                     ),
                     deadline_s,
                 )
@@ -140,7 +143,8 @@ class FederationServer(pb_grpc.FederationServicer):
         self, request: pb.JoinRequest, context: grpc.aio.ServicerContext
     ) -> pb.JoinResponse:
         await self._guard(
-            context, lambda: self._coordinator.join(request.hospital, num_samples=request.num_samples)
+            context,
+            lambda: self._coordinator.join(request.hospital, num_samples=request.num_samples),
         )
         await self._notify()
         return pb.JoinResponse(
@@ -160,10 +164,8 @@ class FederationServer(pb_grpc.FederationServicer):
 
         wait = min(max(request.wait_seconds, 0.0), MAX_POLL_SECONDS)
         async with self._changed:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait_for(ready), wait)
-            except TimeoutError:
-                pass
         view = coordinator.view(request.hospital, now=self._clock())
         return pb.RoundStatus(
             round=view.round,
@@ -219,6 +221,8 @@ class FederationServer(pb_grpc.FederationServicer):
                 "request refused", extra={"error": type(error).__name__, "detail": str(error)}
             )
             await context.abort(
-                code_for(error), str(error), trailing_metadata=((ERROR_CLASS_KEY, type(error).__name__),)
+                code_for(error),
+                str(error),
+                trailing_metadata=((ERROR_CLASS_KEY, type(error).__name__),),
             )
             raise  # abort raises; this line only tells type checkers the call does not return

@@ -39,4 +39,6 @@ def domain_error(rpc_error: grpc.RpcError) -> Exception:
     for key, value in (call.trailing_metadata() or ()) if call else ():
         if key == ERROR_CLASS_KEY and value in _BY_NAME:
             return _BY_NAME[value](details)
+    if call and call.code() is grpc.StatusCode.UNAVAILABLE:
+        return errors.AggregatorUnavailable(f"cannot reach the aggregator: {details}")
     return rpc_error

@@ -12,54 +12,45 @@ import numpy as np
 import pytest
 import torch
 
-from securemed.errors import FederationFinished, InvalidUpdate, NotSelected, StaleRound, UnknownHospital
+from securemed.errors import (
+    FederationFinished,
+    InvalidUpdate,
+    NotSelected,
+    StaleRound,
+    UnknownHospital,
+)
 from securemed.federation.coordinator import FederationCoordinator, Phase
 from securemed.transport.client import FederationClient
 from securemed.transport.federation.v1 import federation_pb2 as pb
 from securemed.transport.federation.v1 import federation_pb2_grpc as pb_grpc
-from securemed.transport.server import FederationServer
+from securemed.transport.threaded import ThreadedFederationServer
 
 HOSPITALS = ["hospital-1", "hospital-2"]
 LIMIT = 64 * 1024
 
 
-class RunningServer:
-    def __init__(self, **coordinator_args):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        coordinator = FederationCoordinator(
-            hospitals=HOSPITALS,
-            global_state={"w": torch.zeros(4, 4), "b": torch.zeros(4)},
-            total_rounds=coordinator_args.pop("total_rounds", 3),
-            **coordinator_args,
-        )
-        self.server = FederationServer(coordinator, max_message_bytes=LIMIT)
-        self.port = self.call(self.server.start(host="127.0.0.1", port=0))
-        self.target = f"127.0.0.1:{self.port}"
-
-    def call(self, coroutine, timeout=30):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def submit(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
-    def close(self):
-        self.call(self.server.stop(grace_s=0.1))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+def _server(**coordinator_args):
+    coordinator = FederationCoordinator(
+        hospitals=HOSPITALS,
+        global_state={"w": torch.zeros(4, 4), "b": torch.zeros(4)},
+        total_rounds=3,
+        **coordinator_args,
+    )
+    return ThreadedFederationServer(coordinator, max_message_bytes=LIMIT)
 
 
 @pytest.fixture
 def running():
-    server = RunningServer()
-    yield server
-    server.close()
+    with _server() as server:
+        yield server
 
 
 @pytest.fixture
 def clients(running):
-    made = [FederationClient(running.target, name, max_message_bytes=LIMIT, timeout_s=10) for name in HOSPITALS]
+    made = [
+        FederationClient(running.target, name, max_message_bytes=LIMIT, timeout_s=10)
+        for name in HOSPITALS
+    ]
     for client in made:
         client.join(num_samples=10)
     yield made
@@ -83,7 +74,7 @@ def _raw_stub(running):
 
 
 def test_two_hospitals_complete_a_round_over_grpc(running, clients):
-    pending = running.submit(running.server.run_round(deadline_s=20))
+    pending = running.spawn(running.server.run_round(deadline_s=20))
     view = clients[0].round_status(after_round=0, wait_s=5)
     assert view.phase is Phase.OPEN and view.round == 1 and view.selected
     assert torch.equal(clients[0].global_model(1)["w"], torch.zeros(4, 4))
@@ -95,17 +86,19 @@ def test_two_hospitals_complete_a_round_over_grpc(running, clients):
     assert outcome.participants == tuple(HOSPITALS)
     assert outcome.reports["hospital-1"].epsilon == 0.5
     expected = (1.0 * 10 + 4.0 * 30) / 40
-    assert torch.allclose(running.server.coordinator.global_state["w"], torch.full((4, 4), expected))
+    assert torch.allclose(
+        running.server.coordinator.global_state["w"], torch.full((4, 4), expected)
+    )
 
 
 def test_long_poll_returns_when_a_round_opens(running, clients):
-    waiting = running.submit(asyncio.sleep(0.3))
+    waiting = running.spawn(asyncio.sleep(0.3))
     pending = None
 
     def open_later():
         nonlocal pending
         waiting.result(5)
-        pending = running.submit(running.server.run_round(deadline_s=0.5))
+        pending = running.spawn(running.server.run_round(deadline_s=0.5))
 
     opener = threading.Thread(target=open_later)
     opener.start()
@@ -116,7 +109,7 @@ def test_long_poll_returns_when_a_round_opens(running, clients):
 
 
 def test_late_hospital_is_left_out_and_told_the_round_is_stale(running, clients):
-    pending = running.submit(running.server.run_round(deadline_s=0.5))
+    pending = running.spawn(running.server.run_round(deadline_s=0.5))
     clients[0].round_status(after_round=0, wait_s=5)
     _submit(clients[0], 1, _update(2.0))
     outcome = pending.result(10)
@@ -142,11 +135,13 @@ GOOD_WEIGHT = {"name": "w", "dtype": "float32", "shape": [4, 4], "data": bytes(6
     ids=["wrong-shape", "wrong-rank", "wrong-dtype", "truncated", "nan", "inf"],
 )
 def test_malformed_update_gets_invalid_argument_and_others_still_count(running, clients, override):
-    pending = running.submit(running.server.run_round(deadline_s=20))
+    pending = running.spawn(running.server.run_round(deadline_s=20))
     clients[0].round_status(after_round=0, wait_s=5)
     weight = pb.Tensor(**{**GOOD_WEIGHT, **override})
     bias = pb.Tensor(name="b", dtype="float32", shape=[4], data=bytes(16))
-    request = pb.UpdateRequest(hospital="hospital-1", round=1, num_samples=10, tensors=[weight, bias])
+    request = pb.UpdateRequest(
+        hospital="hospital-1", round=1, num_samples=10, tensors=[weight, bias]
+    )
     channel, stub = _raw_stub(running)
     with channel, pytest.raises(grpc.RpcError) as raised:
         stub.SubmitUpdate(request, timeout=5)
@@ -160,7 +155,7 @@ def test_malformed_update_gets_invalid_argument_and_others_still_count(running, 
 
 
 def test_stale_round_number_gets_failed_precondition(running, clients):
-    pending = running.submit(running.server.run_round(deadline_s=20))
+    pending = running.spawn(running.server.run_round(deadline_s=20))
     clients[0].round_status(after_round=0, wait_s=5)
     channel, stub = _raw_stub(running)
     request = pb.GlobalModelRequest(hospital="hospital-1", round=7)
@@ -185,7 +180,7 @@ def test_unknown_hospital_gets_permission_denied(running, clients):
 
 
 def test_oversized_message_gets_resource_exhausted_and_server_keeps_serving(running, clients):
-    pending = running.submit(running.server.run_round(deadline_s=20))
+    pending = running.spawn(running.server.run_round(deadline_s=20))
     clients[0].round_status(after_round=0, wait_s=5)
     big = FederationClient(running.target, "hospital-1", max_message_bytes=4 * LIMIT, timeout_s=5)
     with big, pytest.raises(grpc.RpcError) as raised:
@@ -197,7 +192,7 @@ def test_oversized_message_gets_resource_exhausted_and_server_keeps_serving(runn
 
 
 def test_client_raises_domain_errors_for_refusals(running, clients):
-    pending = running.submit(running.server.run_round(deadline_s=20))
+    pending = running.spawn(running.server.run_round(deadline_s=20))
     clients[0].round_status(after_round=0, wait_s=5)
     with pytest.raises(InvalidUpdate, match="shape"):
         _submit(clients[0], 1, _update(1.0, shape=(2, 8)))
@@ -208,12 +203,14 @@ def test_client_raises_domain_errors_for_refusals(running, clients):
 
 
 def test_participation_fraction_tells_unselected_hospitals(tmp_path):
-    running = RunningServer(participation=0.5, seed=3)
-    try:
-        made = [FederationClient(running.target, n, max_message_bytes=LIMIT, timeout_s=5) for n in HOSPITALS]
+    with _server(participation=0.5, seed=3) as running:
+        made = [
+            FederationClient(running.target, n, max_message_bytes=LIMIT, timeout_s=5)
+            for n in HOSPITALS
+        ]
         for client in made:
             client.join(num_samples=5)
-        pending = running.submit(running.server.run_round(deadline_s=20))
+        pending = running.spawn(running.server.run_round(deadline_s=20))
         views = [client.round_status(after_round=0, wait_s=5) for client in made]
         assert sorted(view.selected for view in views) == [False, True]
         outsider = made[[view.selected for view in views].index(False)]
@@ -224,5 +221,3 @@ def test_participation_fraction_tells_unselected_hospitals(tmp_path):
         assert pending.result(10).participants == (insider.hospital,)
         for client in made:
             client.close()
-    finally:
-        running.close()

@@ -42,7 +42,7 @@ def test_noise_source_must_be_exactly_one():
 
 
 def test_medmnist_source_needs_a_path():
-    with pytest.raises(ConfigError, match="data.path is required"):
+    with pytest.raises(ConfigError, match=r"data\.path is required"):
         parse_config({"data": {"source": "medmnist"}})
 
 

@@ -20,8 +20,12 @@ def _state():
 
 def _report(num_samples=10, epsilon=1.0):
     return HospitalReport(
-        num_samples=num_samples, epsilon=epsilon, train_seconds=0.1,
-        serialize_seconds=0.01, loss=0.5, update_bytes=24,
+        num_samples=num_samples,
+        epsilon=epsilon,
+        train_seconds=0.1,
+        serialize_seconds=0.01,
+        loss=0.5,
+        update_bytes=24,
     )
 
 

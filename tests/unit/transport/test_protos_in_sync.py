@@ -12,8 +12,13 @@ GENERATED = ["federation_pb2.py", "federation_pb2.pyi", "federation_pb2_grpc.py"
 def test_committed_stubs_match_a_fresh_generation(tmp_path):
     subprocess.run(
         [
-            sys.executable, "-m", "grpc_tools.protoc", "-Iprotos",
-            f"--python_out={tmp_path}", f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-Iprotos",
+            f"--python_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
             f"protos/{PROTO}",
         ],
         cwd=ROOT,

@@ -1,0 +1,72 @@
+"""`make bench`: every benchmark of the federated core, written as one JSON file.
+
+    python -m benchmarks.run --output bench-results/bench.json [--smoke-test]
+
+Targets are checked here against the measured numbers and recorded beside them, never in a
+timed test: the machine is shared, so a number is only meaningful with the run it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.bench_dp_step import measure_dp_step
+from benchmarks.bench_round import measure_round
+
+DP_STEP_RATIO_TARGET = 2.0  # DP-SGD step over the plain step, SimpleCNN, same batch
+
+
+def run_all(*, smoke_test: bool) -> dict[str, Any]:
+    """Measure everything; ``smoke_test`` shrinks each run to seconds (same code paths)."""
+    if smoke_test:
+        dp_step = measure_dp_step(batch_size=8, image_size=16, repeats=2, warmup=1)
+        round_split = measure_round(hospitals=2, samples_per_hospital=64)
+    else:
+        dp_step = measure_dp_step()
+        round_split = measure_round()
+    dp_step["target_ratio"] = DP_STEP_RATIO_TARGET
+    dp_step["meets_target"] = dp_step["ratio"] <= DP_STEP_RATIO_TARGET
+    return {
+        "smoke_test": smoke_test,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+        },
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "dp_step": dp_step,
+        "federated_round": round_split,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--smoke-test", action="store_true", help="seconds-long runs")
+    args = parser.parse_args(argv)
+    results = run_all(smoke_test=args.smoke_test)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    step, split = results["dp_step"], results["federated_round"]
+    print(
+        f"DP step {step['dp_step_s'] * 1e3:.1f} ms / plain {step['non_dp_step_s'] * 1e3:.1f} ms "
+        f"= {step['ratio']:.2f} (target <= {DP_STEP_RATIO_TARGET})"
+    )
+    print(
+        f"federated round {split['round_seconds']:.2f} s: "
+        + ", ".join(f"{name} {value:.3f} s" for name, value in split["time_split_s"].items())
+    )
+    print(f"written to {args.output}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

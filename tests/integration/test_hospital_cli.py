@@ -1,0 +1,158 @@
+"""`python -m securemed.hospital`: a hospital outside Ray joins over gRPC and trains on its own
+MedMNIST-layout file; bad input ends with a message and a non-zero status."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from securemed.federation.coordinator import FederationCoordinator
+from securemed.models import build_model
+from securemed.transport.threaded import ThreadedFederationServer
+
+CLASSES = 14
+LIMIT = 16 * 1024 * 1024
+ROUNDS = 2
+
+
+def _medmnist_file(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 48), ("val", 8), ("test", 8)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, 2, size=(n, CLASSES), dtype=np.uint8)
+    np.savez(path, **arrays)
+    return path
+
+
+def _config(path: Path) -> Path:
+    config = {
+        "training": {"batch_size": 8},
+        "privacy": {"target_epsilon": 8.0, "accountant": "rdp"},
+        "federation": {"hospitals": 1, "rounds": ROUNDS, "max_message_mb": 16},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _hospital(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "securemed.hospital", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.fixture
+def server():
+    torch.manual_seed(0)
+    initial = build_model("simple_cnn", num_classes=CLASSES).state_dict()
+    coordinator = FederationCoordinator(
+        hospitals=["hospital-1"], global_state=initial, total_rounds=ROUNDS
+    )
+    with ThreadedFederationServer(coordinator, max_message_bytes=LIMIT) as running:
+        yield running, {name: tensor.clone() for name, tensor in initial.items()}
+
+
+def test_hospital_trains_every_round_on_its_own_file(server, tmp_path: Path) -> None:
+    running, initial = server
+    data, config = _medmnist_file(tmp_path / "chest.npz"), _config(tmp_path / "fed.yaml")
+    process = _hospital(
+        "--aggregator",
+        running.target,
+        "--hospital",
+        "hospital-1",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+    )
+    try:
+        running.call(running.server.wait_for_hospitals(1, timeout_s=120), timeout_s=130)
+        outcomes = [
+            running.call(running.server.run_round(deadline_s=120), timeout_s=130)
+            for _ in range(ROUNDS)
+        ]
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert [o.participants for o in outcomes] == [("hospital-1",)] * ROUNDS
+    assert "56 local images" in out  # train + val of the file
+    assert "round 1: update sent" in out and "round 2: update sent" in out
+    assert "federation finished: 2 rounds submitted, 0 missed, epsilon" in out
+    final = running.server.coordinator.global_state
+    assert any(not torch.equal(final[name], initial[name]) for name in initial)
+
+
+def test_unknown_hospital_is_refused_with_a_message(server, tmp_path: Path) -> None:
+    running, _ = server
+    data, config = _medmnist_file(tmp_path / "chest.npz"), _config(tmp_path / "fed.yaml")
+    process = _hospital(
+        "--aggregator",
+        running.target,
+        "--hospital",
+        "hospital-9",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+    )
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert err.startswith("error:") and "hospital-9" in err
+    assert "Traceback" not in err
+
+
+def test_unreachable_aggregator_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data, config = _medmnist_file(tmp_path / "chest.npz"), _config(tmp_path / "fed.yaml")
+    process = _hospital(
+        "--aggregator",
+        f"127.0.0.1:{port}",
+        "--hospital",
+        "hospital-1",
+        "--config",
+        str(config),
+        "--data",
+        str(data),
+    )
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "cannot reach the aggregator" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("make_data", "message"),
+    [
+        (lambda d: d / "missing.npz", "missing.npz"),
+        (lambda d: (d / "junk.npz").write_bytes(b"not a zip") and d / "junk.npz", "junk.npz"),
+    ],
+)
+def test_bad_data_file_exits_2_before_dialling(tmp_path: Path, make_data, message) -> None:
+    process = _hospital(
+        "--aggregator",
+        "127.0.0.1:1",
+        "--hospital",
+        "hospital-1",
+        "--config",
+        str(_config(tmp_path / "fed.yaml")),
+        "--data",
+        str(make_data(tmp_path)),
+    )
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert err.startswith("error:") and message in err and "Traceback" not in err

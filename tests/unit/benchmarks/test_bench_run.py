@@ -1,0 +1,43 @@
+"""`make bench` runs end to end at smoke size and writes the promised JSON (no timing checks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.run import DP_STEP_RATIO_TARGET, main
+
+DP_STEP_KEYS = {
+    "model",
+    "batch_size",
+    "image_size",
+    "threads",
+    "repeats",
+    "warmup",
+    "grad_sample_mode",
+    "dp_step_s",
+    "non_dp_step_s",
+    "ratio",
+    "torch",
+    "opacus",
+    "target_ratio",
+    "meets_target",
+}
+SPLIT_KEYS = {"local_training_s", "serialization_s", "transport_s", "aggregation_s"}
+
+
+def test_smoke_run_writes_step_ratio_and_round_split(tmp_path: Path) -> None:
+    output = tmp_path / "nested" / "bench.json"
+    returned = main(["--smoke-test", "--output", str(output)])
+    written = json.loads(output.read_text())
+    assert written == json.loads(json.dumps(returned))
+    step = written["dp_step"]
+    assert set(step) == DP_STEP_KEYS
+    assert step["grad_sample_mode"] == "ew"  # SimpleCNN's own mode
+    assert step["ratio"] == step["dp_step_s"] / step["non_dp_step_s"]
+    assert step["meets_target"] == (step["ratio"] <= DP_STEP_RATIO_TARGET)
+    split = written["federated_round"]
+    assert set(split["time_split_s"]) == SPLIT_KEYS
+    assert all(value >= 0 for value in split["time_split_s"].values())
+    assert split["time_split_s"]["local_training_s"] > 0
+    assert split["update_bytes_per_hospital"] > 0
