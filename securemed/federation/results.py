@@ -73,6 +73,7 @@ def plot_progress(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     def _gaps(values: list[float | None]) -> list[float]:
         return [float("nan") if value is None else value for value in values]
@@ -92,6 +93,8 @@ def plot_progress(
     right.set(xlabel="round", ylabel="epsilon spent", title="Privacy (cumulative)")
     if hospitals:
         right.legend()
+    for axis in (left, right):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds are whole numbers
     figure.tight_layout()
     _atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
     plt.close(figure)

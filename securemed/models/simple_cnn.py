@@ -3,8 +3,15 @@
 Three conv blocks, each convolution followed by GroupNorm (per-example statistics, so Opacus'
 per-sample gradients stay exact), then a head that sees both the average and the maximum of
 every feature map. Average pooling alone dilutes a finding that covers a few pixels (a nodule
-is about 1 % of a 64 px film) until it is lost; the maximum keeps it. Measured on the default
-synthetic data, 5 central epochs: macro-AUROC 0.79 with average pooling alone, 0.97 with both.
+is about 1 % of a 64 px film) until it is lost; the maximum keeps it. Measured on the
+synthetic data, 6000 films, 5 central epochs, width 16: macro-AUROC 0.79 with average pooling
+alone, 0.97 with both.
+
+The default width is 8 (about 6,300 weights): DP-SGD adds noise of the same size to every
+weight, so the noise in an update grows with the square root of the weight count while the
+clipped signal does not. In our calibration (4 hospitals, Dirichlet 0.5, epsilon 8, 5 rounds)
+width 8 on 20,000 films reached 0.88 macro-AUROC; the width-16 runs (6,000-12,000 films) ended
+between 0.65 and 0.72, and each step cost three times as much.
 """
 
 from __future__ import annotations
@@ -24,12 +31,12 @@ def _block(in_channels: int, out_channels: int, groups: int) -> nn.Sequential:
 
 
 class SimpleCNN(nn.Module):
-    """Conv(16) → Conv(32) → Conv(64) → [global average ‖ global max] → Linear logits."""
+    """Conv(w) → Conv(2w) → Conv(4w) → [global average ‖ global max] → Linear logits."""
 
-    def __init__(self, *, num_classes: int, in_channels: int = 1, width: int = 16) -> None:
+    def __init__(self, *, num_classes: int, in_channels: int = 1, width: int = 8) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            _block(in_channels, width, groups=4),
+            _block(in_channels, width, groups=min(4, width)),
             _block(width, width * 2, groups=8),
             _block(width * 2, width * 4, groups=8),
         )

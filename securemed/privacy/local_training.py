@@ -200,10 +200,12 @@ class LocalTrainer:
         mode: GradSampleMode,
     ) -> None:
         privacy = self._privacy
-        # Opacus samples each record with probability 1/len(loader) and runs int(1/q) steps
-        # an epoch; repeat its arithmetic so the calibration plans exactly the steps we take.
-        sample_rate = 1 / len(loader)
-        steps_per_epoch = int(1 / sample_rate)
+        # Opacus samples each record with probability 1/len(loader) and runs int(1/q) steps an
+        # epoch, which float rounding can make len(loader) - 1 (1 / (1 / 93) < 93). Its
+        # accountant then records the rate 1/steps_per_epoch, a little higher than the
+        # sampler's: calibrate for what the accountant records, or epsilon ends above target.
+        steps_per_epoch = int(1 / (1 / len(loader)))
+        sample_rate = 1 / steps_per_epoch
         planned_steps = total_rounds * self._training.local_epochs * steps_per_epoch
         if privacy.target_epsilon is not None:
             try:

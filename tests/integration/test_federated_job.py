@@ -41,7 +41,7 @@ def test_three_hospitals_two_rounds_improve_the_global_model(local_ray, tmp_path
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["rounds"][1]["test"]["macro_auroc"] == rounds[1]["test"]["macro_auroc"]
     assert (tmp_path / "progress.png").read_bytes()[:4] == b"\x89PNG"
-    checkpoint = torch.load(tmp_path / "checkpoints" / "round-0002.pt", weights_only=False)
+    checkpoint = torch.load(tmp_path / "checkpoints" / "round-0002.pt", weights_only=True)
     assert set(checkpoint["privacy"]) == set(hospitals)
 
 

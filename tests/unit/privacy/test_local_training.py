@@ -65,7 +65,9 @@ def make_trainer(
         model,
         images,
         labels,
-        training=TrainingConfig(batch_size=batch_size, learning_rate=0.1),
+        training=TrainingConfig(
+            optimizer="sgd", batch_size=batch_size, learning_rate=0.1, local_epochs=1
+        ),
         privacy=privacy if privacy is not None else dp(),
         total_rounds=total_rounds,
         seed=seed,
@@ -111,6 +113,20 @@ def test_target_epsilon_is_met_but_not_exceeded_after_the_last_round(accountant:
     assert 0.9 * target < result.epsilon <= target
 
 
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_target_holds_when_float_rounding_drops_a_step_per_epoch(accountant: str) -> None:
+    """185 images in batches of 2 make 93 loader batches but int(1 / (1 / 93)) = 92 Poisson
+    steps, accounted at rate 1/92: the calibration must plan for that rate, not 1/93."""
+    assert int(1 / (1 / 93)) == 92
+    target = 2.0
+    privacy = dp(target_epsilon=target, noise_multiplier=None, accountant=accountant)
+    trainer, model = make_trainer(n=185, batch_size=2, privacy=privacy, total_rounds=1)
+    result = trainer.train_round(model.state_dict())
+    assert result.steps == 92
+    assert trainer.accountant_state()["history"] == [[trainer.noise_multiplier, 1 / 92, 92]]
+    assert result.epsilon is not None and 0.9 * target < result.epsilon <= target
+
+
 def test_without_dp_epsilon_is_none_and_accountant_state_is_empty() -> None:
     trainer, model = make_trainer(privacy=PrivacyConfig(enabled=False))
     result = trainer.train_round(model.state_dict())
@@ -129,7 +145,7 @@ def test_dp_training_lowers_the_loss_and_raises_auroc_on_a_learnable_task() -> N
         model,
         images,
         labels,
-        training=TrainingConfig(batch_size=64, learning_rate=0.5, momentum=0.5),
+        training=TrainingConfig(optimizer="sgd", batch_size=64, learning_rate=0.5, momentum=0.5),
         privacy=dp(noise_multiplier=0.5),
         total_rounds=4,
         seed=0,
