@@ -22,6 +22,8 @@ CLASSES = 14
 LIMIT = 16 * 1024 * 1024
 ROUNDS = 2
 
+pytestmark = pytest.mark.slow  # each case starts a Python that imports torch (seconds)
+
 
 def _medmnist_file(path: Path) -> Path:
     rng = np.random.default_rng(0)
