@@ -45,7 +45,13 @@ def _config(path: Path) -> Path:
     return path
 
 
-def _hospital(*args: str) -> subprocess.Popen[str]:
+def _hospital(
+    target: str, name: str, folder: Path, data: Path | None = None
+) -> subprocess.Popen[str]:
+    """Start the hospital CLI on a fresh config (and data file unless ``data`` is given)."""
+    data = data if data is not None else _medmnist_file(folder / "chest.npz")
+    args = ["--aggregator", target, "--hospital", name]
+    args += ["--config", str(_config(folder / "fed.yaml")), "--data", str(data)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "securemed.hospital", *args],
@@ -69,17 +75,7 @@ def server():
 
 def test_hospital_trains_every_round_on_its_own_file(server, tmp_path: Path) -> None:
     running, initial = server
-    data, config = _medmnist_file(tmp_path / "chest.npz"), _config(tmp_path / "fed.yaml")
-    process = _hospital(
-        "--aggregator",
-        running.target,
-        "--hospital",
-        "hospital-1",
-        "--config",
-        str(config),
-        "--data",
-        str(data),
-    )
+    process = _hospital(running.target, "hospital-1", tmp_path)
     try:
         running.call(running.server.wait_for_hospitals(1, timeout_s=120), timeout_s=130)
         outcomes = [
@@ -100,17 +96,7 @@ def test_hospital_trains_every_round_on_its_own_file(server, tmp_path: Path) -> 
 
 def test_unknown_hospital_is_refused_with_a_message(server, tmp_path: Path) -> None:
     running, _ = server
-    data, config = _medmnist_file(tmp_path / "chest.npz"), _config(tmp_path / "fed.yaml")
-    process = _hospital(
-        "--aggregator",
-        running.target,
-        "--hospital",
-        "hospital-9",
-        "--config",
-        str(config),
-        "--data",
-        str(data),
-    )
+    process = _hospital(running.target, "hospital-9", tmp_path)
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 1
     assert err.startswith("error:") and "hospital-9" in err
@@ -121,17 +107,7 @@ def test_unreachable_aggregator_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    data, config = _medmnist_file(tmp_path / "chest.npz"), _config(tmp_path / "fed.yaml")
-    process = _hospital(
-        "--aggregator",
-        f"127.0.0.1:{port}",
-        "--hospital",
-        "hospital-1",
-        "--config",
-        str(config),
-        "--data",
-        str(data),
-    )
+    process = _hospital(f"127.0.0.1:{port}", "hospital-1", tmp_path)
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 1
     assert "cannot reach the aggregator" in err and "Traceback" not in err
@@ -145,16 +121,7 @@ def test_unreachable_aggregator_is_a_clear_error(tmp_path: Path) -> None:
     ],
 )
 def test_bad_data_file_exits_2_before_dialling(tmp_path: Path, make_data, message) -> None:
-    process = _hospital(
-        "--aggregator",
-        "127.0.0.1:1",
-        "--hospital",
-        "hospital-1",
-        "--config",
-        str(_config(tmp_path / "fed.yaml")),
-        "--data",
-        str(make_data(tmp_path)),
-    )
+    process = _hospital("127.0.0.1:1", "hospital-1", tmp_path, data=make_data(tmp_path))
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 2
     assert err.startswith("error:") and message in err and "Traceback" not in err
