@@ -9,7 +9,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke test test-fast bench protos lint clean
+.PHONY: setup run smoke test test-fast bench protos certs lint clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ bench: setup
 ## regenerate the gRPC stubs (a test checks they are in sync)
 protos: setup
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --grpc_python_out=. --pyi_out=. protos/$(PROTO)
+
+## a federation CA plus aggregator and hospital certificates for mutual TLS, in certs/
+certs: setup
+	$(PY) -m securemed.cli pki init --out certs --hospitals 4
 
 lint: setup
 	$(PY) -m ruff check securemed actors jobs tests benchmarks
