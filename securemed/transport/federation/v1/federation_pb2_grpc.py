@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class FederationStub:
-    """Missing associated documentation comment in .proto file."""
+    """The aggregator's service. Every call names the calling hospital; with mutual TLS its
+    certificate will.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -57,28 +59,37 @@ class FederationStub:
 
 
 class FederationServicer:
-    """Missing associated documentation comment in .proto file."""
+    """The aggregator's service. Every call names the calling hospital; with mutual TLS its
+    certificate will.
+    """
 
     def Join(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Announce a member hospital and its sample count; PERMISSION_DENIED for a non-member.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetRoundStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Long poll for the next round: returns when a later round opens, the federation finishes,
+        or `wait_seconds` pass.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetGlobalModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The global weights a round starts from; FAILED_PRECONDITION unless that round is open.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SubmitUpdate(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One update per selected hospital per round; a malformed or non-finite update is
+        INVALID_ARGUMENT, a stale or unselected round FAILED_PRECONDITION, a second one
+        ALREADY_EXISTS. A refused update changes nothing.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -115,7 +126,9 @@ def add_FederationServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Federation:
-    """Missing associated documentation comment in .proto file."""
+    """The aggregator's service. Every call names the calling hospital; with mutual TLS its
+    certificate will.
+    """
 
     @staticmethod
     def Join(request,
