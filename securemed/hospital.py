@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--data", type=Path, help="a MedMNIST-layout .npz of this hospital's images"
     )
-    parser.add_argument("--seed", type=int, default=0, help="sampler and noise seed (not secret)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="sampler and noise seed, to reproduce a run (default: a fresh random one, so no "
+        "two hospitals share a noise stream)",
+    )
     return parser.parse_args(argv)
 
 
@@ -127,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     aggregator refused this hospital or could not be reached.
     """
     args = _parse_args(argv)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     try:
         config = load_config(args.config)
         data = config.data if args.data is None else DataConfig(source="medmnist", path=args.data)
@@ -143,12 +150,15 @@ def main(argv: list[str] | None = None) -> int:
             training=config.training,
             privacy=config.privacy,
             total_rounds=config.federation.rounds,
-            seed=args.seed,
+            seed=seed,
         )
     except SecureMedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{args.hospital}: {len(labels)} local images; joining {args.aggregator}", flush=True)
+    print(
+        f"{args.hospital}: {len(labels)} local images, seed {seed}; joining {args.aggregator}",
+        flush=True,
+    )
     try:
         with FederationClient(
             args.aggregator,
