@@ -43,3 +43,30 @@ class FederationFinished(SecureMedError):
 
 class AggregatorUnavailable(SecureMedError):
     """The aggregator cannot be reached: not started, wrong address, or the network is down."""
+
+
+class AggregationPreconditionError(SecureMedError):
+    """A robust aggregation rule was asked to run where its published guarantee does not hold
+    (for example Krum with n <= 2f + 2), or a combination of options would protect nothing."""
+
+
+class BudgetExhausted(SecureMedError):
+    """A hospital would spend more privacy than its budget allows; it must not release."""
+
+
+class LedgerError(SecureMedError):
+    """The privacy ledger cannot be read or written, or holds inconsistent entries."""
+
+
+class AuditLogCorrupted(SecureMedError):
+    """The hash chain of an audit log is broken: an entry was changed, removed or reordered."""
+
+
+class ProtocolViolation(SecureMedError):
+    """A secure-aggregation message breaks the protocol: bad signature, replayed round, a share
+    for a hospital that is not a neighbour, a malformed ciphertext."""
+
+
+class RoundAborted(SecureMedError):
+    """A secure-aggregation round lost too many hospitals to reconstruct the sum; nothing from it
+    is applied and the next round runs."""
