@@ -1,0 +1,277 @@
+"""The secure-aggregation round end to end, in one process: masks cancel, dropouts are
+recovered, too few survivors abort, the aggregator never holds an individual update, and
+every protocol violation is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from securemed.errors import DuplicateSubmission, ProtocolViolation, RoundAborted
+from securemed.secagg import SecAggClient, SecAggParams, SecAggServer
+from securemed.secagg.local import run_local_round
+from securemed.secagg.protocol import EncryptedShare, RoundInfo
+
+HOSPITALS = tuple(
+    f"hospital-{i:02d}" for i in range(1, 25)
+)  # what the federation fixture certifies
+
+
+def _levels(names: tuple[str, ...], length: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {name: rng.integers(0, 2**16, size=length, dtype=np.uint32) for name in names}
+
+
+def _plain_sum(levels: dict[str, np.ndarray], names) -> np.ndarray:
+    return np.sum([levels[name] for name in names], axis=0, dtype=np.uint32)
+
+
+@pytest.mark.parametrize(("count", "neighbours"), [(5, None), (20, 6)])
+def test_masks_cancel_exactly_in_the_sum(federation, count: int, neighbours: int | None) -> None:
+    names = HOSPITALS[:count]
+    levels = _levels(names, 5000)
+    params = SecAggParams.for_round(count, neighbours=neighbours)
+    result, _ = run_local_round(levels, params, federation.identities, federation.ca_pem)
+    assert result.survivors == names and result.dropped == ()
+    assert np.array_equal(result.levels, _plain_sum(levels, names))
+
+
+def test_hospitals_that_drop_after_sharing_are_recovered(federation) -> None:
+    names = HOSPITALS[:12]
+    levels = _levels(names, 3000, seed=1)
+    params = SecAggParams.for_round(12, neighbours=6, threshold=4)
+    gone = {"hospital-02", "hospital-07"}
+    result, _ = run_local_round(
+        levels, params, federation.identities, federation.ca_pem, drop_after_sharing=gone
+    )
+    survivors = tuple(name for name in names if name not in gone)
+    assert result.survivors == survivors and set(result.dropped) == gone
+    assert np.array_equal(result.levels, _plain_sum(levels, survivors))
+
+
+def test_survivors_that_stop_answering_before_unmasking_still_count_if_enough_shares(
+    federation,
+) -> None:
+    names = HOSPITALS[:8]
+    levels = _levels(names, 1000, seed=2)
+    params = SecAggParams.for_round(8, threshold=4)  # complete graph, k = 7
+    result, _ = run_local_round(
+        levels,
+        params,
+        federation.identities,
+        federation.ca_pem,
+        drop_before_unmask={"hospital-01", "hospital-03"},
+    )
+    assert np.array_equal(result.levels, _plain_sum(levels, names))
+
+
+def test_below_the_threshold_the_round_aborts(federation) -> None:
+    names = HOSPITALS[:6]
+    params = SecAggParams.for_round(6, threshold=3, min_survivors=4)
+    with pytest.raises(RoundAborted, match="only 3 hospitals completed the masked upload"):
+        run_local_round(
+            _levels(names, 100),
+            params,
+            federation.identities,
+            federation.ca_pem,
+            drop_after_sharing=set(names[:3]),
+        )
+
+
+def test_too_few_unmask_answers_abort_instead_of_guessing(federation) -> None:
+    names = HOSPITALS[:5]
+    params = SecAggParams.for_round(5, threshold=3, min_survivors=3)
+    with pytest.raises(RoundAborted, match="only 2 hospitals completed the unmask step"):
+        run_local_round(
+            _levels(names, 100),
+            params,
+            federation.identities,
+            federation.ca_pem,
+            drop_before_unmask=set(names[:3]),
+        )
+
+
+def test_a_masked_upload_is_indistinguishable_from_uniform(federation) -> None:
+    names = HOSPITALS[:4]
+    # the most structured input there is: every hospital uploads zeros
+    levels = {name: np.zeros(100_000, dtype=np.uint32) for name in names}
+    uploads: list[np.ndarray] = []
+    run_local_round(
+        levels,
+        SecAggParams.for_round(4),
+        federation.identities,
+        federation.ca_pem,
+        observer=lambda label, v: uploads.append(v.copy()) if label == "masked upload" else None,
+    )
+    assert len(uploads) == 4
+    for upload in uploads:
+        assert stats.chisquare(np.bincount(upload >> 24, minlength=256)).pvalue > 1e-4
+        assert stats.chisquare(np.bincount(upload & 0xFF, minlength=256)).pvalue > 1e-4
+        assert stats.kstest(upload / 2.0**32, "uniform").pvalue > 1e-4
+
+
+def test_the_aggregator_never_holds_an_individual_update(federation) -> None:
+    names = HOSPITALS[:6]
+    levels = _levels(names, 20_000, seed=3)
+    held: list[tuple[str, np.ndarray]] = []
+    result, _ = run_local_round(
+        levels,
+        SecAggParams.for_round(6, threshold=3),
+        federation.identities,
+        federation.ca_pem,
+        drop_after_sharing={"hospital-04"},
+        observer=lambda label, v: held.append((label, v.copy())),
+    )
+    assert {label for label, _ in held} == {"masked upload", "running total", "unmasked sum"}
+    survivors = result.survivors
+    for label, vector in held:
+        for name in names:
+            # a coordinate matches by chance with probability 2^-32; a leak matches them all
+            assert np.mean(vector == levels[name]) < 0.01, (label, name)
+        if label != "unmasked sum":
+            assert not np.array_equal(vector, _plain_sum(levels, survivors))
+    assert np.array_equal(held[-1][1], _plain_sum(levels, survivors))
+
+
+# -- protocol violations -------------------------------------------------------------------
+
+
+def _round(federation, count: int = 4, **kwargs):
+    names = HOSPITALS[:count]
+    info = RoundInfo(round=3, round_id=os.urandom(16), participants=names)
+    params = SecAggParams.for_round(count, **kwargs)
+    server = SecAggServer(info, params, length=10)
+    clients = {
+        name: SecAggClient(
+            name,
+            info,
+            params,
+            signing_key_pem=federation.identities[name].key_pem,
+            certificate_pem=federation.identities[name].certificate_pem,
+            ca_pem=federation.ca_pem,
+        )
+        for name in names
+    }
+    return info, params, server, clients
+
+
+def test_keys_signed_for_another_hospital_are_refused(federation) -> None:
+    _, _, server, clients = _round(federation)
+    advert = clients["hospital-02"].advertise()
+    with pytest.raises(ProtocolViolation, match="signed for 'hospital-02'"):
+        server.receive_advert(
+            "hospital-01",
+            advert,
+            caller_certificate=federation.identities["hospital-01"].certificate_pem,
+        )
+    forged = dataclasses.replace(
+        advert,
+        hospital="hospital-01",
+        certificate_pem=federation.identities["hospital-01"].certificate_pem,
+    )
+    with pytest.raises(ProtocolViolation, match="does not verify"):
+        server.receive_advert(
+            "hospital-01",
+            forged,
+            caller_certificate=federation.identities["hospital-01"].certificate_pem,
+        )
+
+
+def test_an_advert_replayed_from_an_old_round_is_refused(federation) -> None:
+    _, _, _, old_clients = _round(federation)
+    old_advert = old_clients["hospital-01"].advertise()
+    _, _, server, _ = _round(federation)
+    with pytest.raises(ProtocolViolation, match="does not verify"):
+        server.receive_advert(
+            "hospital-01",
+            old_advert,
+            caller_certificate=federation.identities["hospital-01"].certificate_pem,
+        )
+
+
+def _advertise_all(federation, server, clients) -> None:
+    for name, client in clients.items():
+        server.receive_advert(
+            name,
+            client.advertise(),
+            caller_certificate=federation.identities[name].certificate_pem,
+        )
+    server.close_advertising()
+
+
+def test_a_share_for_a_hospital_that_is_not_a_neighbour_is_refused(federation) -> None:
+    _, _, server, clients = _round(federation, 10, neighbours=4)
+    _advertise_all(federation, server, clients)
+    name = "hospital-01"
+    stranger = next(n for n in clients if n != name and n not in server.graph[name])
+    shares = clients[name].share(server.adverts_for(name))
+    bogus = [*shares[:-1], EncryptedShare(name, stranger, shares[-1].ciphertext)]
+    with pytest.raises(ProtocolViolation, match="not its neighbour"):
+        server.receive_shares(name, bogus)
+    server.receive_shares(name, shares)  # the refused message changed nothing
+    with pytest.raises(DuplicateSubmission):
+        server.receive_shares(name, shares)
+
+
+def test_a_client_refuses_keys_of_a_non_neighbour(federation) -> None:
+    _, _, server, clients = _round(federation, 10, neighbours=4)
+    _advertise_all(federation, server, clients)
+    name = "hospital-01"
+    stranger = next(n for n in clients if n != name and n not in server.graph[name])
+    adverts = [*server.adverts_for(name), server.adverts[stranger]]
+    with pytest.raises(ProtocolViolation, match="not a neighbour"):
+        clients[name].share(adverts)
+
+
+def test_a_client_refuses_a_neighbour_certified_by_another_ca(
+    federation, foreign_federation
+) -> None:
+    info, params, _, clients = _round(federation)
+    impostor = SecAggClient(
+        "hospital-02",
+        info,
+        params,
+        signing_key_pem=foreign_federation.identities["hospital-02"].key_pem,
+        certificate_pem=foreign_federation.identities["hospital-02"].certificate_pem,
+        ca_pem=foreign_federation.ca_pem,
+    )
+    adverts = [impostor.advertise()]
+    adverts += [clients[n].advertise() for n in ("hospital-03", "hospital-04")]
+    clients["hospital-01"].advertise()
+    with pytest.raises(ProtocolViolation, match="not issued by the federation CA"):
+        clients["hospital-01"].share(adverts)
+
+
+def test_a_tampered_or_misrouted_share_fails_authentication(federation) -> None:
+    _, _, server, clients = _round(federation)
+    _advertise_all(federation, server, clients)
+    for name, client in clients.items():
+        server.receive_shares(name, client.share(server.adverts_for(name)))
+    server.close_sharing()
+    routed = server.shares_for("hospital-01")
+    flipped = bytearray(routed[0].ciphertext)
+    flipped[-1] ^= 1
+    tampered = [dataclasses.replace(routed[0], ciphertext=bytes(flipped)), *routed[1:]]
+    with pytest.raises(ProtocolViolation, match="failed authentication"):
+        clients["hospital-01"].mask(np.zeros(10, dtype=np.uint32), tampered)
+
+
+def test_a_survivor_answers_the_unmask_step_only_once(federation) -> None:
+    _, _, server, clients = _round(federation)
+    _advertise_all(federation, server, clients)
+    for name, client in clients.items():
+        server.receive_shares(name, client.share(server.adverts_for(name)))
+    server.close_sharing()
+    for name, client in clients.items():
+        server.receive_masked(name, client.mask(np.zeros(10, np.uint32), server.shares_for(name)))
+    survivors, dropped = server.close_masking()
+    clients["hospital-01"].unmask(survivors, dropped)
+    # a second request (say, naming hospital-02 dropped to get its key) gets nothing
+    with pytest.raises(ProtocolViolation, match="expected step 'done'"):
+        clients["hospital-01"].unmask(
+            tuple(n for n in survivors if n != "hospital-02"), ("hospital-02",)
+        )
