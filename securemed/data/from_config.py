@@ -28,20 +28,37 @@ def build_source(config: DataConfig) -> ImageSource:
 
 
 def partition_for(
-    config: PartitionConfig, labels: np.ndarray, federation: FederationConfig
+    config: PartitionConfig,
+    labels: np.ndarray,
+    federation: FederationConfig,
+    *,
+    patient_ids: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Split the training set's positions among ``federation.hospitals`` hospitals.
+
+    Given ``patient_ids`` (``source.patient_ids("train")``), a patient's studies all go to
+    one hospital, which patient-level privacy needs.
 
     Raises:
         DataError: the split cannot give every hospital ``config.min_samples`` samples.
     """
     hospitals, seed = federation.hospitals, federation.seed
     if config.scheme == "iid":
-        return iid_partition(len(labels), hospitals, seed=seed)
+        return iid_partition(len(labels), hospitals, seed=seed, patient_ids=patient_ids)
     if config.scheme == "dirichlet":
         return dirichlet_partition(
-            labels, hospitals, alpha=config.alpha, seed=seed, min_samples=config.min_samples
+            labels,
+            hospitals,
+            alpha=config.alpha,
+            seed=seed,
+            min_samples=config.min_samples,
+            patient_ids=patient_ids,
         )
     return quantity_skew_partition(
-        len(labels), hospitals, beta=config.beta, seed=seed, min_samples=config.min_samples
+        len(labels),
+        hospitals,
+        beta=config.beta,
+        seed=seed,
+        min_samples=config.min_samples,
+        patient_ids=patient_ids,
     )

@@ -1,7 +1,8 @@
 """Where a job's images come from, behind one protocol: synthetic films or a MedMNIST file.
 
-Jobs and hospitals ask an :class:`ImageSource` for the labels of a split (to partition it) and
-for the images of the indices they hold (to train on them). Sources are shipped to Ray actors,
+Jobs and hospitals ask an :class:`ImageSource` for the labels of a split (to partition it), for
+its patient ids (to keep a patient in one hospital and to make the patient the privacy unit),
+and for the images of the indices they hold (to train on them). Sources are shipped to Ray actors,
 so they are cheap to construct and to pickle: nothing heavy is computed or loaded until asked,
 and caches are dropped from the pickled state.
 """
@@ -14,7 +15,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from securemed.data.medmnist import LabelInfo, load_split, read_label_info
-from securemed.data.synthetic import SyntheticChestXRays
+from securemed.data.synthetic import SyntheticChestXRays, assign_patients
 from securemed.errors import DataError
 
 SourceSplit = Literal["train", "test"]
@@ -38,9 +39,18 @@ class ImageSource(Protocol):
         """(n, 1, S, S) float32 images in [0, 1] of the given positions of ``split``."""
         ...
 
+    def patient_ids(self, split: SourceSplit) -> np.ndarray:
+        """(N,) int64 patient id of every sample of ``split``; equal ids, same patient."""
+        ...
+
 
 class SyntheticSource:
-    """Synthetic chest X-rays: train = generator indices [0, train_samples), test far above."""
+    """Synthetic chest X-rays: train = generator indices [0, train_samples), test far above.
+
+    Films belong to patients (:func:`securemed.data.synthetic.assign_patients`), one to ten
+    studies each; test patients are never training patients (their ids start at
+    ``TEST_INDEX_OFFSET``).
+    """
 
     def __init__(
         self,
@@ -74,6 +84,13 @@ class SyntheticSource:
     def images(self, split: SourceSplit, indices: np.ndarray) -> np.ndarray:
         return self.generator.images(self._generator_indices(split, indices))
 
+    def patient_ids(self, split: SourceSplit) -> np.ndarray:
+        return assign_patients(
+            _split_size(self.sizes, split),
+            seed=self.generator.seed,
+            first_id=TEST_INDEX_OFFSET if split == "test" else 0,
+        )
+
     def _generator_indices(self, split: SourceSplit, indices: np.ndarray | None) -> np.ndarray:
         size = _split_size(self.sizes, split)
         positions = np.arange(size) if indices is None else _check_positions(indices, size)
@@ -90,6 +107,11 @@ class MedMNISTSource:
     extra record lowers the noise each one needs, so ``val`` joins the training split; pass
     ``include_val=False`` to keep the published split for comparison with MedMNIST baselines.
     The file is read on first use, not on construction, and never pickled.
+
+    MedMNIST files carry no patient ids (ChestMNIST drops those of ChestX-ray14), so
+    :meth:`patient_ids` makes every image its own patient. Patient-level privacy on them is
+    then record-level privacy: it does not protect a real patient with several images, and
+    a patient's images may land in different hospitals.
     """
 
     def __init__(
@@ -123,6 +145,10 @@ class MedMNISTSource:
     def images(self, split: SourceSplit, indices: np.ndarray) -> np.ndarray:
         images = self._split(split)[0]
         return images[_check_positions(indices, images.shape[0])]
+
+    def patient_ids(self, split: SourceSplit) -> np.ndarray:
+        """One patient per image (the file has no patient ids; see the class docstring)."""
+        return np.arange(self._split(split)[1].shape[0], dtype=np.int64)
 
     def _label_info(self) -> LabelInfo:
         if self._info is None:

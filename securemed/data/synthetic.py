@@ -20,6 +20,11 @@ only its own indices, ``labels(idx)`` is cheap because it stops after the label 
 labels always agree with what was rendered. Textures and noise are cropped from fixed fields
 precomputed once per image size, at offsets drawn from the sample's stream.
 
+Films belong to patients (:func:`assign_patients`): consecutive indices form one patient's
+studies, with a skewed number of studies per patient (half the patients have one film, a few
+have ten), so patient-level privacy has something to protect. A patient's films are drawn
+independently of each other: the generator does not correlate findings within a patient.
+
 The module deliberately does not model projection physics, DICOM or reports; it renders one
 float image per sample with numpy only, vectorised over pixels (well under a millisecond at
 64 px).
@@ -59,6 +64,14 @@ _P_NODULE = 0.18
 # cent of NLP-extracted CheXpert/ChestX-ray14 labels disagree with radiologists). It also caps
 # macro-AUROC below 1 for any model, which keeps the default task from being trivial.
 _MAX_LABEL_FLIP = 0.03
+
+# Studies per patient: P(k) proportional to k^-1.5 for k = 1..10, so about half the patients
+# have one film, the mean is about 2.5 films, and one patient in thirty has ten. Real archives
+# have longer tails (ChestX-ray14 averages 3.6 films a patient, a few have over a hundred);
+# ten keeps small synthetic hospitals from being dominated by one patient.
+MAX_STUDIES_PER_PATIENT = 10
+_STUDIES_EXPONENT = 1.5
+_PATIENT_STREAM = 0x9A71E7  # keeps the patient draws apart from every film's own stream
 
 _TEXTURES = 4  # fields per bank; each film crops a window of one at a random offset
 _TEXTURE_SEED = 20_240_917  # fixed: the bank is part of the generator, not of the data set
@@ -200,6 +213,32 @@ class SyntheticChestXRays:
     def render(self, case: ChestCase) -> np.ndarray:
         """Render ``case`` to an (S, S) float32 image in [0, 1]; findings drawn from ``present``."""
         return _render(case, self.image_size)
+
+
+def assign_patients(num_samples: int, *, seed: int, first_id: int = 0) -> np.ndarray:
+    """Patient id of each of ``num_samples`` consecutive films: a patient's studies are a run.
+
+    Deterministic in ``(seed, first_id)``, and a prefix is stable: asking for more films only
+    appends (the last patient of a shorter run may gain studies). Ids are
+    ``first_id, first_id + 1, ...`` in order of first film, so splits given different
+    ``first_id`` have different patients.
+
+    Returns:
+        ``(num_samples,)`` int64 patient ids.
+    """
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer):
+        raise DataError(f"num_samples must be an integer, got {num_samples!r}")
+    if num_samples < 0 or seed < 0 or first_id < 0:
+        raise DataError("num_samples, seed and first_id must be non-negative")
+    studies = np.arange(1, MAX_STUDIES_PER_PATIENT + 1, dtype=np.float64)
+    weights = studies**-_STUDIES_EXPONENT
+    cdf = np.cumsum(weights / weights.sum())
+    rng = np.random.default_rng([int(seed), _PATIENT_STREAM, int(first_id)])
+    # One uniform per patient; num_samples patients always cover num_samples films.
+    counts = np.searchsorted(cdf, rng.random(int(num_samples)), side="right") + 1
+    counts = np.minimum(counts, MAX_STUDIES_PER_PATIENT)  # guards the cdf's last float
+    ids = np.repeat(np.arange(counts.size, dtype=np.int64), counts)[:num_samples]
+    return ids + np.int64(first_id)
 
 
 # --------------------------------------------------------------------------- sampling

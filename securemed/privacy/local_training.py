@@ -18,6 +18,11 @@ What it does on purpose:
 * The sampler and the noise are seeded from ``seed`` and from the number of steps already
   accounted, so a run is reproducible and a trainer restored after a crash draws fresh noise
   instead of replaying the noise of its first rounds.
+* The privacy unit is the record (one image) unless ``patient_ids`` are given; then it is the
+  patient: patients are Poisson-sampled and each patient's summed gradient is clipped
+  (:mod:`securemed.privacy.patient_level`). Every epsilon it reports carries its unit
+  (``LocalResult.privacy_unit``), and an accountant state of one unit is refused by a
+  trainer of the other: the two epsilons do not compose.
 
 What it does not do: enforce a budget across rounds (the budget orchestrator and the privacy
 ledger do), talk to the network, or pick threads (the host does).
@@ -38,7 +43,11 @@ from typing import Any
 import numpy as np
 import torch
 from opacus import PrivacyEngine
+from opacus.accountants import IAccountant, create_accountant
 from opacus.accountants.utils import get_noise_multiplier
+from opacus.grad_sample.utils import prepare_module
+from opacus.validators import ModuleValidator
+from opacus.validators.errors import UnsupportedModuleError
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import DataLoader, TensorDataset
@@ -46,6 +55,15 @@ from torch.utils.data import DataLoader, TensorDataset
 from securemed.config import PrivacyConfig, TrainingConfig
 from securemed.errors import ConfigError, DataError
 from securemed.models import GradSampleMode, grad_sample_mode_for
+from securemed.privacy.patient_level import (
+    PatientBatch,
+    PatientIndex,
+    PatientSampler,
+    PrivacyUnit,
+    check_patient_ids,
+    patient_schedule,
+    privatize_patient_gradients,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +82,9 @@ class LocalResult:
         train_seconds: wall-clock seconds of local training.
         loss: mean per-example training loss seen this round (``nan`` if every batch was
             empty, which only tiny data sets can produce).
+        privacy_unit: what ``epsilon`` protects: one image (``"record"``) or one patient with
+            all of their images (``"patient"``). A record-level epsilon says nothing about a
+            patient with several studies beyond group privacy.
     """
 
     state: dict[str, torch.Tensor]
@@ -72,6 +93,7 @@ class LocalResult:
     steps: int
     train_seconds: float
     loss: float
+    privacy_unit: PrivacyUnit = "record"
 
 
 class LocalTrainer:
@@ -86,8 +108,9 @@ class LocalTrainer:
         model: the architecture to train (its weights are replaced every round).
         images: ``(N, C, H, W)`` floating-point tensor of the hospital's images.
         labels: ``(N, num_classes)`` multi-hot tensor with values in {0, 1}.
-        training: batch size (the expected Poisson batch under DP), learning rate, momentum
-            and local epochs.
+        training: batch size (under DP the expected Poisson batch in privacy units: images,
+            or patients when ``patient_ids`` are given; without DP always images), learning
+            rate, momentum and local epochs.
         privacy: DP-SGD settings; ``enabled=False`` trains without privacy.
         total_rounds: rounds the federation will run; the noise calibration for
             ``target_epsilon`` spends the budget over all of them.
@@ -99,9 +122,18 @@ class LocalTrainer:
             ExpandedWeights, 1.1-1.7x a plain step for SimpleCNN) or ``"hooks"`` (about 2x,
             but it handles layers ExpandedWeights cannot). ``None`` takes the mode known to
             work for ``training.model`` (:func:`securemed.models.grad_sample_mode_for`).
+        patient_ids: one integer id per image, the same for every study of a patient. Given,
+            the privacy unit is the patient: each step Poisson-samples patients at rate
+            ``batch_size / num_patients``, takes all their images, clips each patient's summed
+            gradient, and epsilon protects a patient. ``None`` (the default) keeps the unit
+            at the record (image).
+        max_images_per_patient: under patient-level privacy, train on at most this many of a
+            drawn patient's images per step (a random subset). It bounds the cost of a step;
+            privacy does not need it, since the clip is per patient. ``None`` takes all.
 
     Raises:
-        DataError: images and labels are empty, of different lengths or malformed.
+        DataError: images and labels (or patient ids) are empty, of different lengths or
+            malformed.
         ConfigError: the batch is larger than the data set, the model does not fit the data,
             the budget cannot be met, or the accountant state does not fit the config.
 
@@ -124,6 +156,8 @@ class LocalTrainer:
         seed: int,
         accountant_state: Mapping[str, Any] | None = None,
         grad_sample_mode: GradSampleMode | None = None,
+        patient_ids: np.ndarray | None = None,
+        max_images_per_patient: int | None = None,
     ) -> None:
         if total_rounds < 1:
             raise ConfigError(f"total_rounds must be at least 1, got {total_rounds}")
@@ -134,6 +168,19 @@ class LocalTrainer:
         if grad_sample_mode not in ("ew", "hooks"):
             raise ConfigError(f"grad_sample_mode must be 'ew' or 'hooks', got {grad_sample_mode!r}")
         labels = _validate_data(images, labels)
+        self._patients: PatientIndex | None = None
+        if patient_ids is not None:
+            self._patients = PatientIndex.from_ids(
+                check_patient_ids(patient_ids, num_images=len(images))
+            )
+            if privacy.enabled:  # batches count patients: refuse a batch of more patients first
+                patient_schedule(self._patients.num_patients, training.batch_size)
+        if max_images_per_patient is not None and max_images_per_patient < 1:
+            raise ConfigError(
+                f"max_images_per_patient must be at least 1 or None, got {max_images_per_patient}"
+            )
+        self._max_images_per_patient = max_images_per_patient
+        self._unit: PrivacyUnit = "patient" if self._patients is not None else "record"
         if training.batch_size > len(images):
             raise ConfigError(
                 f"training.batch_size ({training.batch_size}) is larger than this hospital's "
@@ -167,8 +214,12 @@ class LocalTrainer:
         )
         optimizer = _build_optimizer(self._trainable, training)
         self._lock = threading.Lock()
-        self._engine: PrivacyEngine | None = None
+        self._accountant: IAccountant | None = None
         self._noise_multiplier: float | None = None
+        self._patient_sampler: PatientSampler | None = None
+        self._patient_rate = 0.0
+        self._expected_batch_patients = 0.0
+        self._images, self._labels = images, labels  # rows the patient sampler indexes
         self._accounted_steps = 0
         self._epsilon: float | None = None
         self._history_snapshot: list[tuple[float, float, int]] = []
@@ -184,7 +235,12 @@ class LocalTrainer:
             self._loader = loader
             return
 
-        self._setup_dp(loader, optimizer, total_rounds=total_rounds, mode=grad_sample_mode)
+        if self._patients is not None:
+            self._setup_patient_dp(
+                self._patients, optimizer, total_rounds=total_rounds, mode=grad_sample_mode
+            )
+        else:
+            self._setup_dp(loader, optimizer, total_rounds=total_rounds, mode=grad_sample_mode)
         if accountant_state is not None:
             self._restore(accountant_state)
         self._snapshot_privacy()
@@ -207,28 +263,7 @@ class LocalTrainer:
         steps_per_epoch = int(1 / (1 / len(loader)))
         sample_rate = 1 / steps_per_epoch
         planned_steps = total_rounds * self._training.local_epochs * steps_per_epoch
-        if privacy.target_epsilon is not None:
-            try:
-                # steps= rather than epochs=: Opacus' int(epochs / q) can round one step short.
-                # The bisection visits extreme sigmas, where RDP warns about its alpha range.
-                with warnings.catch_warnings():
-                    warnings.filterwarnings("ignore", message="Optimal order is the largest")
-                    sigma = get_noise_multiplier(
-                        target_epsilon=privacy.target_epsilon,
-                        target_delta=privacy.delta,
-                        sample_rate=sample_rate,
-                        steps=planned_steps,
-                        accountant=privacy.accountant,
-                    )
-            except ValueError as error:
-                raise ConfigError(
-                    f"privacy.target_epsilon {privacy.target_epsilon} cannot be met over "
-                    f"{planned_steps} steps at sample rate {sample_rate:.4g} ({error}); raise "
-                    "the target, or use fewer rounds or local epochs"
-                ) from None
-        else:
-            assert privacy.noise_multiplier is not None  # PrivacyConfig guarantees one of them
-            sigma = privacy.noise_multiplier
+        sigma = noise_multiplier_for(privacy, sample_rate=sample_rate, steps=planned_steps)
 
         with warnings.catch_warnings():
             # Seeded (non-secure) RNG is a deliberate choice: runs must be reproducible.
@@ -249,15 +284,56 @@ class LocalTrainer:
                 f"Opacus plans {len(dp_loader)} steps an epoch, the calibration "
                 f"{steps_per_epoch}; the noise would not match the budget"
             )
-        self._engine = engine
+        self._accountant = engine.accountant
         self._noise_multiplier = float(sigma)
         self._module = module
         self._optimizer = dp_optimizer
         self._loader = dp_loader
         _probe_per_sample_gradients(self._module, self._optimizer, self._blank, mode)
 
+    def _setup_patient_dp(
+        self,
+        patients: PatientIndex,
+        optimizer: torch.optim.Optimizer,
+        *,
+        total_rounds: int,
+        mode: GradSampleMode,
+    ) -> None:
+        # Opacus' optimizer and loader clip and sample images; here Opacus supplies the
+        # per-image gradients and the accountant, patient_level the grouping, clip and noise.
+        sample_rate, steps_per_epoch = patient_schedule(
+            patients.num_patients, self._training.batch_size
+        )
+        planned_steps = total_rounds * self._training.local_epochs * steps_per_epoch
+        sigma = noise_multiplier_for(self._privacy, sample_rate=sample_rate, steps=planned_steps)
+        try:
+            ModuleValidator.validate(self._model, strict=True)
+        except UnsupportedModuleError as error:
+            raise ConfigError(
+                f"Opacus cannot train this model privately: {error}; build it with "
+                "securemed.models.build_model or apply opacus.validators.ModuleValidator.fix"
+            ) from None
+        # Sum reduction: every grad_sample row is then exactly one image's gradient.
+        module = prepare_module(
+            self._model, grad_sample_mode=mode, batch_first=True, loss_reduction="sum"
+        )
+        self._accountant = create_accountant(mechanism=self._privacy.accountant)
+        self._noise_multiplier = float(sigma)
+        self._patient_rate = sample_rate
+        self._expected_batch_patients = sample_rate * patients.num_patients
+        self._module = module
+        self._optimizer = optimizer
+        self._patient_sampler = PatientSampler(
+            patients,
+            sample_rate=sample_rate,
+            steps=steps_per_epoch,
+            generator=self._sampler_generator,
+            max_images_per_patient=self._max_images_per_patient,
+        )
+        _probe_per_sample_gradients(self._module, self._optimizer, self._blank, mode)
+
     def _restore(self, state: Mapping[str, Any]) -> None:
-        assert self._engine is not None
+        assert self._accountant is not None
         mechanism = state.get("mechanism")
         if mechanism is None and state.get("history") == []:
             raise ConfigError(
@@ -270,6 +346,13 @@ class LocalTrainer:
                 f"accountant_state was recorded by the {mechanism!r} accountant but "
                 f"privacy.accountant is {self._privacy.accountant!r}; resume with the same "
                 "accountant (epsilons of different accountants do not compose)"
+            )
+        unit = state.get("unit", "record")  # states written before units existed are record
+        if unit != self._unit:
+            raise ConfigError(
+                f"accountant_state was accounted per {unit} but this trainer accounts per "
+                f"{self._unit}; resume with the same privacy unit (a per-{unit} epsilon and a "
+                f"per-{self._unit} epsilon do not compose)"
             )
         history = state.get("history")
         if not isinstance(history, list | tuple):
@@ -287,7 +370,7 @@ class LocalTrainer:
             if not (parsed[0] > 0 and 0 < parsed[1] <= 1 and parsed[2] >= 1):
                 raise ConfigError(f"accountant_state history entry {entry!r} is out of range")
             entries.append(parsed)
-        self._engine.accountant.history = entries
+        self._accountant.history = entries
         self._accounted_steps = sum(steps for _, _, steps in entries)
 
     def _snapshot_privacy(self) -> None:
@@ -296,9 +379,9 @@ class LocalTrainer:
         Readers (a Ray actor's second thread, a checkpointer) then never see the accountant
         half-way through a step.
         """
-        assert self._engine is not None
-        history = [(float(s), float(q), int(k)) for s, q, k in self._engine.accountant.history]
-        epsilon = self._engine.get_epsilon(self._privacy.delta) if history else 0.0
+        assert self._accountant is not None
+        history = [(float(s), float(q), int(k)) for s, q, k in self._accountant.history]
+        epsilon = self._accountant.get_epsilon(delta=self._privacy.delta) if history else 0.0
         with self._lock:
             self._history_snapshot = history
             self._epsilon = float(epsilon)
@@ -317,6 +400,11 @@ class LocalTrainer:
         return self._noise_multiplier
 
     @property
+    def privacy_unit(self) -> PrivacyUnit:
+        """What epsilon protects: ``"record"`` (one image) or ``"patient"``."""
+        return self._unit
+
+    @property
     def model(self) -> nn.Module:
         """The trainer's own copy of the model, holding the weights of the last round."""
         return self._model
@@ -325,12 +413,13 @@ class LocalTrainer:
         """The privacy spent so far, as plain JSON-serialisable values.
 
         Pass it back as ``accountant_state`` to a new trainer after a crash so epsilon
-        continues instead of restarting at zero. Without DP the history is empty.
+        continues instead of restarting at zero. Without DP the history is empty. ``unit``
+        names what the history's epsilon protects (``"record"`` or ``"patient"``).
         """
         with self._lock:
             history = [list(entry) for entry in self._history_snapshot]
         mechanism = self._privacy.accountant if self._privacy.enabled else None
-        return {"mechanism": mechanism, "history": history}
+        return {"mechanism": mechanism, "history": history, "unit": self._unit}
 
     def train_round(self, global_state: Mapping[str, torch.Tensor]) -> LocalResult:
         """Load the global weights, train ``training.local_epochs`` epochs, return the result.
@@ -347,8 +436,11 @@ class LocalTrainer:
         started = time.perf_counter()
         steps, seen, loss_sum = 0, 0, 0.0
         for _ in range(self._training.local_epochs):
-            for images, labels in self._loader:
-                batch_loss, batch_size = self._step(images, labels)
+            if self._patient_sampler is not None:
+                batches = (self._patient_step(batch) for batch in self._patient_sampler)
+            else:
+                batches = (self._step(images, labels) for images, labels in self._loader)
+            for batch_loss, batch_size in batches:
                 loss_sum += batch_loss
                 seen += batch_size
                 steps += 1
@@ -356,7 +448,7 @@ class LocalTrainer:
         seconds = time.perf_counter() - started
 
         self._accounted_steps += steps
-        if self._engine is not None:
+        if self._accountant is not None:
             self._snapshot_privacy()
         state = {
             name: tensor.detach().to("cpu", copy=True)
@@ -369,10 +461,16 @@ class LocalTrainer:
             steps=steps,
             train_seconds=seconds,
             loss=loss_sum / seen if seen else math.nan,
+            privacy_unit=self._unit,
         )
         log.info(
             "local round done",
-            extra={"steps": steps, "epsilon": result.epsilon, "seconds": round(seconds, 3)},
+            extra={
+                "steps": steps,
+                "epsilon": result.epsilon,
+                "privacy_unit": self._unit,
+                "seconds": round(seconds, 3),
+            },
         )
         return result
 
@@ -421,14 +519,48 @@ class LocalTrainer:
                 )
             self._optimizer.step()
             return 0.0, 0
-        logits = self._module(images)
-        # Mean over labels per example, then over the batch: one loss value per example is
-        # what per-example clipping bounds (and BCE's mean reduction is the same number).
-        per_example = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-        per_example = per_example.mean(dim=1)
+        per_example = _per_example_loss(self._module(images), labels)
         per_example.mean().backward()
         self._optimizer.step()
         return float(per_example.detach().sum()), size
+
+    def _patient_step(self, batch: PatientBatch) -> tuple[float, int]:
+        """One patient-level DP-SGD step; returns the summed per-image loss and image count.
+
+        Opacus computes the per-image gradients; patient_level sums them per patient, clips,
+        adds noise and scales; the plain optimizer applies the result; the accountant counts
+        one sampled Gaussian step at the patient sample rate (an empty batch too).
+        """
+        assert self._accountant is not None and self._noise_multiplier is not None
+        self._module.zero_grad(set_to_none=True)  # Opacus' module also drops grad_sample
+        loss_sum = 0.0
+        if batch.size == 0:
+            grad_samples = [
+                torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device) for p in self._trainable
+            ]
+        else:
+            images = self._images[batch.rows]
+            per_example = _per_example_loss(self._module(images), self._labels[batch.rows])
+            per_example.sum().backward()
+            grad_samples = [p.grad_sample for p in self._trainable]  # type: ignore[attr-defined]
+            loss_sum = float(per_example.detach().sum())
+        grads = privatize_patient_gradients(
+            grad_samples,
+            batch.segment,
+            batch.size,
+            max_grad_norm=self._privacy.max_grad_norm,
+            noise_multiplier=self._noise_multiplier,
+            expected_batch_patients=self._expected_batch_patients,
+            generator=self._noise_generator,
+        )
+        for param, grad in zip(self._trainable, grads, strict=True):
+            param.grad = grad
+            param.grad_sample = None  # type: ignore[attr-defined]
+        self._optimizer.step()
+        self._accountant.step(
+            noise_multiplier=self._noise_multiplier, sample_rate=self._patient_rate
+        )
+        return loss_sum, len(batch.rows)
 
 
 def train_central(
@@ -461,6 +593,48 @@ def train_central(
     )
     trainer.train_round(model.state_dict())
     return trainer.model
+
+
+def noise_multiplier_for(privacy: PrivacyConfig, *, sample_rate: float, steps: int) -> float:
+    """The noise multiplier of ``privacy``: configured, or calibrated to its target epsilon.
+
+    Calibration asks Opacus for the smallest sigma whose epsilon after ``steps`` steps at
+    ``sample_rate`` (records or patients alike) stays within ``privacy.target_epsilon``.
+
+    Raises:
+        ConfigError: the target cannot be met.
+    """
+    if privacy.target_epsilon is None:
+        assert privacy.noise_multiplier is not None  # PrivacyConfig guarantees one of them
+        return float(privacy.noise_multiplier)
+    try:
+        # steps= rather than epochs=: Opacus' int(epochs / q) can round one step short.
+        # The bisection visits extreme sigmas, where RDP warns about its alpha range.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Optimal order is the largest")
+            sigma = get_noise_multiplier(
+                target_epsilon=privacy.target_epsilon,
+                target_delta=privacy.delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=privacy.accountant,
+            )
+    except ValueError as error:
+        raise ConfigError(
+            f"privacy.target_epsilon {privacy.target_epsilon} cannot be met over "
+            f"{steps} steps at sample rate {sample_rate:.4g} ({error}); raise "
+            "the target, or use fewer rounds or local epochs"
+        ) from None
+    return float(sigma)
+
+
+def _per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy averaged over labels: one loss value per example.
+
+    One value per example is what per-example (and per-patient) clipping bounds; its mean over
+    the batch is BCE's usual mean reduction.
+    """
+    return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(dim=1)
 
 
 def _build_optimizer(params: list[nn.Parameter], training: TrainingConfig) -> torch.optim.Optimizer:

@@ -58,3 +58,20 @@ def test_impossible_minimum_is_a_data_error() -> None:
             labels,
             FederationConfig(hospitals=4),
         )
+
+
+@pytest.mark.parametrize("scheme", ["iid", "dirichlet", "quantity"])
+def test_source_patient_ids_keep_each_patient_in_one_hospital(scheme: str) -> None:
+    source = build_source(DataConfig(train_samples=400, test_samples=10))
+    patient_ids = source.patient_ids("train")
+    parts = partition_for(
+        PartitionConfig(scheme=scheme, min_samples=20),
+        source.labels("train"),
+        FederationConfig(hospitals=4),
+        patient_ids=patient_ids,
+    )
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(400))
+    hospitals_of = [
+        {h for h, p in enumerate(parts) if pid in set(patient_ids[p])} for pid in set(patient_ids)
+    ]
+    assert all(len(h) == 1 for h in hospitals_of)

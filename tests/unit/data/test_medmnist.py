@@ -127,3 +127,21 @@ def test_synthetic_source_pickles_small_and_refuses_out_of_range_indices() -> No
         source.images("train", np.array([100]))
     with pytest.raises(DataError):
         SyntheticSource(train_samples=0, test_samples=10)
+
+
+def test_synthetic_source_groups_films_by_patient_and_keeps_test_patients_apart() -> None:
+    source = SyntheticSource(train_samples=200, test_samples=40, seed=2)
+    train, test = source.patient_ids("train"), source.patient_ids("test")
+    assert train.shape == (200,) and test.shape == (40,) and train.dtype == np.int64
+    np.testing.assert_array_equal(
+        train, SyntheticSource(train_samples=200, test_samples=5, seed=2).patient_ids("train")
+    )
+    assert np.unique(train).size < 150  # patients with several films
+    assert not set(train.tolist()) & set(test.tolist())
+
+
+def test_medmnist_source_makes_every_image_its_own_patient(tmp_path: Path) -> None:
+    source = MedMNISTSource(_write(tmp_path / "chest.npz", rgb=False, multi_label=True))
+    np.testing.assert_array_equal(source.patient_ids("train"), np.arange(8))  # train + val
+    np.testing.assert_array_equal(source.patient_ids("test"), np.arange(3))
+    assert source.patient_ids("train").dtype == np.int64

@@ -135,3 +135,72 @@ def test_quantity_skew_partition_is_complete_and_respects_min_samples() -> None:
 def test_bad_arguments_raise_data_error(call) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DataError):
         call()
+
+
+def _patient_ids(num_samples: int, seed: int = 0) -> np.ndarray:
+    """1 to 10 studies per patient, a patient's studies scattered over the index range."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(num_samples), rng.integers(1, 11, size=num_samples))[:num_samples]
+    return rng.permutation(ids)
+
+
+def _assert_patients_not_split(parts: list[np.ndarray], patient_ids: np.ndarray) -> None:
+    owners: dict[int, int] = {}
+    for hospital, part in enumerate(parts):
+        for patient in np.unique(patient_ids[part]).tolist():
+            assert owners.setdefault(patient, hospital) == hospital, f"patient {patient} split"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_no_scheme_splits_a_patient_across_hospitals(seed: int) -> None:
+    ids = _patient_ids(900, seed)
+    labels = _multi_labels(900, seed)
+    for parts in (
+        iid_partition(900, 6, seed=seed, patient_ids=ids),
+        dirichlet_partition(labels, 6, alpha=0.3, seed=seed, patient_ids=ids),
+        dirichlet_partition(labels.argmax(axis=1), 6, alpha=0.3, seed=seed, patient_ids=ids),
+        quantity_skew_partition(900, 6, beta=0.3, seed=seed, min_samples=30, patient_ids=ids),
+    ):
+        _assert_valid(parts, 900, 6)
+        _assert_patients_not_split(parts, ids)
+
+
+def test_patient_partitions_keep_their_shape_in_samples() -> None:
+    ids = _patient_ids(2000)
+    iid = iid_partition(2000, 5, seed=0, patient_ids=ids)
+    assert max(p.size for p in iid) - min(p.size for p in iid) <= 10  # one patient at most
+    skewed = quantity_skew_partition(2000, 5, beta=0.2, seed=0, min_samples=50, patient_ids=ids)
+    assert min(p.size for p in skewed) >= 50
+    sizes = np.array([p.size for p in skewed])
+    assert sizes.std() / sizes.mean() > 0.3
+    labels = _multi_labels(2000)
+    alpha_small = dirichlet_partition(labels, 5, alpha=0.1, seed=0, patient_ids=ids)
+    alpha_large = dirichlet_partition(labels, 5, alpha=100, seed=0, patient_ids=ids)
+    assert _label_skew(labels, alpha_small) > 2 * _label_skew(labels, alpha_large)
+
+
+def test_patient_partition_is_seeded_and_ids_do_not_change_the_plain_partition() -> None:
+    ids = _patient_ids(300)
+    first = iid_partition(300, 3, seed=5, patient_ids=ids)
+    again = iid_partition(300, 3, seed=5, patient_ids=ids)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    # One sample per patient: still a valid, balanced iid partition.
+    single = iid_partition(300, 3, seed=5, patient_ids=np.arange(300))
+    _assert_valid(single, 300, 3)
+    assert max(p.size for p in single) - min(p.size for p in single) <= 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: iid_partition(10, 3, seed=0, patient_ids=np.zeros(10, dtype=np.int64)),
+        lambda: iid_partition(10, 2, seed=0, patient_ids=np.zeros(9, dtype=np.int64)),
+        lambda: iid_partition(10, 2, seed=0, patient_ids=np.zeros(10)),
+        lambda: quantity_skew_partition(
+            20, 2, beta=1.0, seed=0, min_samples=10, patient_ids=np.repeat([0, 1, 2], [15, 3, 2])
+        ),
+    ],
+)
+def test_patient_partitions_that_cannot_be_made_raise_data_error(call) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DataError):
+        call()

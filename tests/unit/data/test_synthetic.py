@@ -7,7 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from securemed.data.synthetic import FINDINGS, ChestCase, SyntheticChestXRays
+from securemed.data.synthetic import (
+    FINDINGS,
+    MAX_STUDIES_PER_PATIENT,
+    ChestCase,
+    SyntheticChestXRays,
+    assign_patients,
+)
 from securemed.errors import DataError
 
 SIZE = 64
@@ -179,3 +185,29 @@ def test_nodule_is_a_small_round_opacity(easy: SyntheticChestXRays) -> None:
     change = sick - normal
     assert change[_frac(cy), _frac(cx)] > 0.15
     assert (change > 0.05).mean() < 0.02  # small: under 2 % of the film
+
+
+def test_patient_ids_are_deterministic_from_the_seed_and_stable_as_the_set_grows() -> None:
+    ids = assign_patients(500, seed=3)
+    np.testing.assert_array_equal(ids, assign_patients(500, seed=3))
+    assert not np.array_equal(ids, assign_patients(500, seed=4))
+    longer = assign_patients(800, seed=3)
+    last = ids[-1]
+    np.testing.assert_array_equal(longer[: np.flatnonzero(ids == last)[0]], ids[ids < last])
+    assert ids.dtype == np.int64 and ids.shape == (500,)
+
+
+def test_studies_per_patient_are_skewed_one_for_many_up_to_ten_for_few() -> None:
+    ids = assign_patients(20_000, seed=0)
+    assert np.all(np.diff(ids) >= 0) and ids[0] == 0  # a patient's studies are one run
+    studies = np.bincount(ids)[:-1]  # the last patient may be cut short
+    assert studies.min() == 1 and studies.max() == MAX_STUDIES_PER_PATIENT
+    assert 0.4 < np.mean(studies == 1) < 0.6
+    assert 0.01 < np.mean(studies == MAX_STUDIES_PER_PATIENT) < 0.06
+    assert 2.0 < studies.mean() < 3.0
+
+
+def test_first_id_starts_another_set_of_patients() -> None:
+    ids = assign_patients(50, seed=1, first_id=1000)
+    assert ids.min() == 1000
+    assert not np.array_equal(np.bincount(ids - 1000), np.bincount(assign_patients(50, seed=1)))

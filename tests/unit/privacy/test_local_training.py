@@ -132,7 +132,7 @@ def test_without_dp_epsilon_is_none_and_accountant_state_is_empty() -> None:
     result = trainer.train_round(model.state_dict())
     assert result.epsilon is None and trainer.epsilon is None
     assert result.steps == 4
-    assert trainer.accountant_state() == {"mechanism": None, "history": []}
+    assert trainer.accountant_state() == {"mechanism": None, "history": [], "unit": "record"}
     assert trainer.noise_multiplier is None
 
 
