@@ -1,20 +1,28 @@
 """The aggregator actor: hosts the federation's gRPC server and owns the round state.
 
 An async actor, so the gRPC server's asyncio loop runs inside the actor's loop and round
-driving (``run_round``) and RPC handling share it without locks.
+driving (``run_round``) and RPC handling share it without locks. It serves mutual TLS 1.3 with
+the aggregator's federation certificate, and writes every round's outcome to a hash-chained
+audit log (hospital names and counts only, never PHI).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import ray
 import torch
 
 from actors.metrics import FederationMetrics
+from securemed.audit import AuditLog
+from securemed.config import RobustConfig, SecureAggregationConfig
 from securemed.federation.coordinator import FederationCoordinator, RoundOutcome
+from securemed.federation.from_config import aggregation_rule, secure_settings
+from securemed.pki import FederationIdentity
 from securemed.transport.server import FederationServer
 
 
@@ -33,6 +41,10 @@ class Aggregator:
         completed_rounds: int,
         max_message_bytes: int,
         bind_host: str,
+        identity: FederationIdentity,
+        robust: RobustConfig,
+        secure: SecureAggregationConfig,
+        audit_log: Path,
     ) -> None:
         coordinator = FederationCoordinator(
             hospitals=hospitals,
@@ -41,10 +53,17 @@ class Aggregator:
             participation=participation,
             seed=seed,
             completed_rounds=completed_rounds,
+            rule=aggregation_rule(robust),
+            secure=secure_settings(secure),
+            anomaly_threshold=robust.anomaly_z,
         )
-        self._server = FederationServer(coordinator, max_message_bytes=max_message_bytes)
+        self._rule = robust.rule
+        self._server = FederationServer(
+            coordinator, identity=identity, max_message_bytes=max_message_bytes
+        )
         self._bind_host = bind_host
         self._metrics = FederationMetrics()
+        self._audit = AuditLog(audit_log)
 
     async def start(self) -> str:
         """Start serving; returns the address hospitals dial."""
@@ -55,12 +74,34 @@ class Aggregator:
     async def wait_for_hospitals(self, count: int, timeout_s: float) -> tuple[str, ...]:
         return await self._server.wait_for_hospitals(count, timeout_s=timeout_s)
 
-    async def run_round(self, deadline_s: float) -> dict[str, Any]:
+    async def run_round(self, deadline_s: float, exclude: Sequence[str] = ()) -> dict[str, Any]:
         """Run one round; returns its outcome and the new global model."""
         started = time.perf_counter()
-        outcome: RoundOutcome = await self._server.run_round(deadline_s=deadline_s)
+        outcome: RoundOutcome = await self._server.run_round(deadline_s=deadline_s, exclude=exclude)
         seconds = time.perf_counter() - started
         self._metrics.record(outcome, seconds=seconds)
+        flagged = list(outcome.anomalies.flagged) if outcome.anomalies else []
+        self._audit.append(
+            "round_closed",
+            round=outcome.round,
+            rule=self._rule,
+            secure=bool(outcome.buckets),
+            selected=list(outcome.selected),
+            participants=list(outcome.participants),
+            missing=list(outcome.missing),
+            excluded_for_budget=list(exclude),
+            aborted=outcome.aborted is not None,
+            flagged=flagged,
+        )
+        for hospital in flagged:
+            assert outcome.anomalies is not None
+            z_score = float(outcome.anomalies.z_scores[hospital])
+            self._audit.append(
+                "update_norm_anomaly",
+                round=outcome.round,
+                hospital=hospital,
+                z_score=round(z_score, 3) if math.isfinite(z_score) else None,
+            )
         return {
             "outcome": outcome,
             "seconds": seconds,
@@ -72,3 +113,4 @@ class Aggregator:
 
     async def stop(self) -> None:
         await self._server.stop()
+        self._audit.close()

@@ -39,6 +39,15 @@ class FederationMetrics:
             description="Wall time of a round, from opening to aggregation.",
             boundaries=_ROUND_SECONDS_BOUNDARIES,
         )
+        self.flagged = Counter(
+            "securemed_federation_anomalous_updates",
+            description="Updates whose norm z-score exceeded the anomaly threshold.",
+            tag_keys=("hospital",),
+        )
+        self.aborted = Counter(
+            "securemed_federation_aborted_rounds",
+            description="Secure rounds aborted for lack of surviving hospitals.",
+        )
         self.epsilon = Gauge(
             "securemed_hospital_epsilon",
             description="Cumulative DP epsilon each hospital reported, at the federation's delta.",
@@ -51,6 +60,10 @@ class FederationMetrics:
         self.round_seconds.observe(seconds)
         for hospital in outcome.missing:
             self.missed.inc(tags={"hospital": hospital})
+        if outcome.aborted is not None:
+            self.aborted.inc()
+        for hospital in outcome.anomalies.flagged if outcome.anomalies else ():
+            self.flagged.inc(tags={"hospital": hospital})
         for hospital, report in outcome.reports.items():
             self.update_bytes.inc(report.update_bytes, tags={"hospital": hospital})
             if report.epsilon is not None:

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from benchmarks.bench_dp_step import measure_dp_step
-from benchmarks.bench_round import measure_round
+from benchmarks.bench_round import measure_round, measure_secure_overhead
+from benchmarks.bench_secagg import measure_mask_throughput, measure_protocol, measure_unmask
 
 DP_STEP_RATIO_TARGET = 2.0  # DP-SGD step over the plain step, SimpleCNN, same batch
 
@@ -29,9 +30,17 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
     if smoke_test:
         dp_step = measure_dp_step(batch_size=8, image_size=16, repeats=2, warmup=1)
         round_split = measure_round(hospitals=2, samples_per_hospital=64)
+        secure_round = measure_secure_overhead(hospitals=2, samples_per_hospital=64)
+        protocol = measure_protocol((3, 8), length=1000)
+        unmask = measure_unmask(hospitals=10, length=1000, dropout=0.1)
+        masks = measure_mask_throughput(length=1000, repeats=3)
     else:
         dp_step = measure_dp_step()
         round_split = measure_round()
+        secure_round = measure_secure_overhead()
+        protocol = measure_protocol((8, 32, 128, 512), length=1_000_000)
+        unmask = measure_unmask(hospitals=50, length=1_000_000, dropout=0.1)
+        masks = measure_mask_throughput(length=1_000_000, repeats=50)
     dp_step["target_ratio"] = DP_STEP_RATIO_TARGET
     dp_step["meets_target"] = dp_step["ratio"] <= DP_STEP_RATIO_TARGET
     return {
@@ -44,6 +53,10 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "dp_step": dp_step,
         "federated_round": round_split,
+        "secure_round": secure_round,
+        "secagg_protocol": protocol,
+        "secagg_unmask": unmask,
+        "secagg_masks": masks,
     }
 
 
@@ -63,6 +76,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"federated round {split['round_seconds']:.2f} s: "
         + ", ".join(f"{name} {value:.3f} s" for name, value in split["time_split_s"].items())
+    )
+    secure = results["secure_round"]
+    print(
+        f"secure round {secure['secure_round_s']:.2f} s / plain {secure['plain_round_s']:.2f} s "
+        f"= {secure['ratio']:.2f} (target <= {secure['target_ratio']})"
+    )
+    for row in results["secagg_protocol"]:
+        print(
+            f"secagg n={row['hospitals']} k={row['neighbours']}: client "
+            f"{row['client_seconds_mean'] * 1e3:.1f} ms, {row['client_bytes_sent_mean'] / 1e6:.2f}"
+            f" MB sent; server {row['server_seconds']:.3f} s ({row['server_over_plain']:.0f}x "
+            "plain)"
+        )
+    unmask, masks = results["secagg_unmask"], results["secagg_masks"]
+    print(
+        f"unmask {unmask['hospitals']} hospitals, {unmask['dropped']} dropped: "
+        f"{unmask['unmask_seconds']:.3f} s (target < {unmask['target_s']} s); masks "
+        f"{masks['mask_generator_gb_per_s']:.2f} GB/s, raw AES-CTR "
+        f"{masks['raw_aes256_ctr_gb_per_s']:.2f} GB/s"
     )
     print(f"written to {args.output}")
     return results

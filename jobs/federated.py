@@ -4,10 +4,16 @@
     python jobs/federated.py --resume DIR
     ray job submit --working-dir . -- python jobs/federated.py --config configs/federated.yaml
 
-Reads as the story of a run: validate the config, connect to Ray (or start a local one), split
-the training set across hospital actors, start the aggregator's gRPC server, run the rounds
-(evaluating and checkpointing after each), train the central non-DP baseline on the same data,
-then write metrics.json, a checkpoint per round and progress.png to the output folder.
+Reads as the story of a run: validate the config, connect to Ray (or start a local one), make
+(or load) the federation's certificates, split the training set across hospital actors, start
+the aggregator's gRPC server (mutual TLS 1.3, secure aggregation by default), run the rounds
+(asking the privacy ledger's budget orchestrator before each, evaluating and checkpointing
+after), train the central non-DP baseline on the same data, then write metrics.json, a
+checkpoint per round, progress.png, the privacy ledger and the audit log to the output folder.
+
+A crash never lets a hospital overspend: each hospital writes its round's epsilon to the ledger
+before its update leaves, and ``--resume`` charges any round the ledger shows spent but the
+last checkpoint missed, and does not repeat it.
 """
 
 from __future__ import annotations
@@ -42,10 +48,22 @@ from securemed.federation.results import (
     write_json,
 )
 from securemed.models import build_model
-from securemed.privacy import train_central
+from securemed.pki import PkiLayout, init_pki, load_identity
+from securemed.privacy import (
+    BudgetOrchestrator,
+    PrivacyBudget,
+    PrivacyLedger,
+    RoundPlan,
+    train_central,
+)
+from securemed.transport import CIPHER_SUITES_VARIABLE, TLS12_DISABLED_SUITES
 
 CONFIG_FILE = "config.yaml"
+LEDGER_FILE = "privacy-ledger.sqlite"
+AUDIT_FILE = "audit.jsonl"
 JOIN_TIMEOUT_S = 600.0
+#: every actor that speaks gRPC gets the TLS 1.3-only setting before it imports grpc
+GRPC_ENV = {"env_vars": {CIPHER_SUITES_VARIABLE: TLS12_DISABLED_SUITES}}
 
 
 def smoke_config(config: JobConfig) -> JobConfig:
@@ -54,7 +72,8 @@ def smoke_config(config: JobConfig) -> JobConfig:
         update={
             "data": config.data.model_copy(update={"train_samples": 240, "test_samples": 120}),
             "partition": config.partition.model_copy(update={"min_samples": 16}),
-            "training": config.training.model_copy(update={"batch_size": 16}),
+            # a batch counts patients under patient-level DP; a smoke hospital has ~20
+            "training": config.training.model_copy(update={"batch_size": 4}),
             "federation": config.federation.model_copy(update={"rounds": 2}),
             "baseline": config.baseline.model_copy(update={"epochs": 1}),
         }
@@ -122,28 +141,111 @@ def central_baseline(
     return {name: tensor.detach().clone() for name, tensor in trained.state_dict().items()}
 
 
+def federation_pki(config: JobConfig, output: Path) -> PkiLayout:
+    """The configured certificates, or a CA made for this run (kept in the run folder)."""
+    if config.security.pki_dir is not None:
+        return PkiLayout(config.security.pki_dir)
+    layout = PkiLayout(output / "pki")
+    if not layout.ca_cert.exists():
+        init_pki(layout.root, hospital_names(config.federation.hospitals))
+        print(f"made a federation CA and certificates in {layout.root}", flush=True)
+    return layout
+
+
 def start_hospitals(
     config: JobConfig,
     source: ImageSource,
     partitions: list[np.ndarray],
     privacy_states: dict[str, Any],
+    pki: PkiLayout,
+    output: Path,
 ) -> dict[str, Any]:
     names = hospital_names(config.federation.hospitals)
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     share = max(0.05, min(1.0, (cpus - 0.25) / len(names)))
     return {
-        name: HospitalNode.options(num_cpus=share, max_concurrency=2, name=None).remote(
-            hospital=name,
+        name: HospitalNode.options(
+            num_cpus=share, max_concurrency=2, name=None, runtime_env=GRPC_ENV
+        ).remote(
+            identity=load_identity(pki, name),
             source=source,
             indices=indices,
             training=config.training,
             privacy=config.privacy,
             total_rounds=config.federation.rounds,
             seed=config.federation.seed * 1000 + i,
+            run_id=output.name,
+            ledger=output / LEDGER_FILE,
             accountant_state=privacy_states.get(name),
+            attacks=[a for a in config.attacks if a.hospital == i + 1],
+            hospitals=len(names),
         )
         for i, (name, indices) in enumerate(zip(names, partitions, strict=True))
     }
+
+
+def budget_decisions(
+    config: JobConfig,
+    orchestrator: BudgetOrchestrator,
+    hospitals: dict[str, Any],
+    round_number: int,
+) -> list[str]:
+    """Ask the ledger who may take part in the round; returns the hospitals to exclude.
+
+    A hospital whose projected epsilon after the round would pass its budget sits it out, or,
+    with ``on_budget_exhausted: raise_noise``, trains with the smallest noise that fits.
+    """
+    names = list(hospitals)
+    states = ray.get([hospitals[n].privacy_state.remote() for n in names])
+    plans = ray.get([hospitals[n].round_plan.remote() for n in names])
+    decisions = orchestrator.decide(
+        round_number,
+        {
+            name: RoundPlan.from_accountant_state(
+                state,
+                accountant=config.privacy.accountant,
+                noise_multiplier=plan[0],
+                sample_rate=plan[1],
+                steps=plan[2],
+            )
+            for name, state, plan in zip(names, states, plans, strict=True)
+        },
+    )
+    excluded = []
+    for name, decision in decisions.items():
+        if decision.action == "raise_noise":
+            ray.get(hospitals[name].raise_noise.remote(decision.noise_multiplier))
+            print(f"  {name}: noise raised to {decision.noise_multiplier:.3f} to stay in budget")
+        elif decision.action == "exclude":
+            excluded.append(name)
+            print(f"  {name}: sits round {round_number} out ({decision.reason})", flush=True)
+    return excluded
+
+
+def reconcile_with_ledger(
+    ledger: PrivacyLedger, run_id: str, hospitals: dict[str, Any], completed: int
+) -> int:
+    """After a crash: charge the rounds the ledger shows spent past the checkpoint.
+
+    Returns the rounds to count as completed: a round whose privacy was spent is not run
+    again (its update may have been released), even though its model update was lost.
+    """
+    last = completed
+    for name, actor in hospitals.items():
+        spent_rounds = {
+            entry.round
+            for entry in ledger.history(run_id=run_id, hospital=name, mechanism="dp-sgd")
+            if entry.counted and entry.round > completed
+        }
+        if spent_rounds:
+            epsilon = ray.get(actor.account_unrecorded_rounds.remote(len(spent_rounds)))
+            print(
+                f"  {name}: charged {len(spent_rounds)} round(s) spent before the crash "
+                f"(epsilon now {epsilon:.2f})",
+                flush=True,
+            )
+            last = max(last, *spent_rounds)
+    return last
 
 
 def round_record(
@@ -156,6 +258,9 @@ def round_record(
         "participants": list(outcome.participants),
         "selected": list(outcome.selected),
         "missed_deadline": list(outcome.missing),
+        "aborted": outcome.aborted,
+        "flagged_update_norms": list(outcome.anomalies.flagged) if outcome.anomalies else [],
+        "secure_buckets": [list(bucket) for bucket in outcome.buckets],
         "test": test_metrics,
         "epsilon": epsilons,
         "seconds": result["seconds"],
@@ -195,7 +300,10 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
     started = time.perf_counter()
     source = build_source(config.data)
     class_names = source.class_names
-    partitions = partition_for(config.partition, source.labels("train"), config.federation)
+    patient_ids = source.patient_ids("train") if config.privacy.unit == "patient" else None
+    partitions = partition_for(
+        config.partition, source.labels("train"), config.federation, patient_ids=patient_ids
+    )
     test = (
         torch.from_numpy(source.images("test", np.arange(len(source.labels("test"))))),
         source.labels("test"),
@@ -213,27 +321,61 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
         initial_test = evaluate_state(config, global_state, test, class_names)
 
     names = hospital_names(config.federation.hospitals)
-    aggregator = Aggregator.options(num_cpus=0.25).remote(
+    pki = federation_pki(config, output)
+    ledger = PrivacyLedger(output / LEDGER_FILE)
+    run_id = output.name
+    hospitals = start_hospitals(config, source, partitions, privacy_states, pki, output)
+    if resume:
+        lost_from = completed
+        completed = reconcile_with_ledger(ledger, run_id, hospitals, completed)
+        lost_rounds = list(range(lost_from + 1, completed + 1))
+        if lost_rounds:
+            print(f"rounds {lost_rounds} spent privacy before the crash; not repeated", flush=True)
+    orchestrator = (
+        BudgetOrchestrator(
+            ledger,
+            {name: PrivacyBudget(config.privacy.budget, config.privacy.delta) for name in names},
+            run_id=run_id,
+            privacy_unit=config.privacy.unit,
+            accountant=config.privacy.accountant,
+            raise_noise=config.privacy.on_budget_exhausted == "raise_noise",
+        )
+        if config.privacy.budget is not None
+        else None
+    )
+    max_message_bytes = config.federation.max_message_mb * 1024 * 1024
+    aggregator = Aggregator.options(num_cpus=0.25, runtime_env=GRPC_ENV).remote(
         hospitals=names,
         global_state=global_state,
         total_rounds=config.federation.rounds,
         participation=config.federation.participation,
         seed=config.federation.seed,
         completed_rounds=completed,
-        max_message_bytes=config.federation.max_message_mb * 1024 * 1024,
+        max_message_bytes=max_message_bytes,
         bind_host=config.federation.bind_host,
+        identity=load_identity(pki, "aggregator"),
+        robust=config.robust,
+        secure=config.secure_aggregation,
+        audit_log=output / AUDIT_FILE,
     )
     target = ray.get(aggregator.start.remote())
-    hospitals = start_hospitals(config, source, partitions, privacy_states)
     runs = [
-        actor.run.remote(target, config.federation.max_message_mb * 1024 * 1024)
+        actor.run.remote(target, max_message_bytes, config.security.server_name)
         for actor in hospitals.values()
     ]
     print(f"aggregator at {target}; waiting for {len(names)} hospitals", flush=True)
-    ray.get(aggregator.wait_for_hospitals.remote(len(names), JOIN_TIMEOUT_S))
+    join = aggregator.wait_for_hospitals.remote(len(names), JOIN_TIMEOUT_S)
+    ready, _ = ray.wait([join, *runs], num_returns=1)
+    if ready[0] != join:  # a hospital stopped before the federation began: say why
+        try:
+            ray.get(ready[0])
+        except ray.exceptions.RayError as error:
+            raise SecureMedError(f"a hospital failed before the first round: {error}") from None
+    ray.get(join)
 
-    for _ in range(completed, config.federation.rounds):
-        result = ray.get(aggregator.run_round.remote(config.federation.round_deadline_s))
+    for number in range(completed + 1, config.federation.rounds + 1):
+        excluded = budget_decisions(config, orchestrator, hospitals, number) if orchestrator else []
+        result = ray.get(aggregator.run_round.remote(config.federation.round_deadline_s, excluded))
         global_state = result["global_state"]
         privacy_states = dict(
             zip(names, ray.get([h.privacy_state.remote() for h in hospitals.values()]), strict=True)
@@ -260,8 +402,13 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
 
     ray.get(aggregator.finish.remote())
     summaries = ray.get(runs)
+    ray.get(aggregator.stop.remote())
     for actor in [*hospitals.values(), aggregator]:
         ray.kill(actor)
+    ledger_spent = {
+        name: ledger.spent(run_id=run_id, hospital=name, mechanism="dp-sgd") for name in names
+    }
+    ledger.close()
 
     baseline = None
     if config.baseline.enabled:
@@ -281,11 +428,19 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
             "enabled": config.privacy.enabled,
             "delta": config.privacy.delta,
             "accountant": config.privacy.accountant,
-            "unit": "record",
+            "unit": config.privacy.unit,
+            "budget_epsilon": config.privacy.budget,
             "epsilon": records[-1]["epsilon"] if records else {},
+            "ledger_epsilon": ledger_spent,
         },
+        "secure_aggregation": config.secure_aggregation.enabled,
+        "aggregation_rule": config.robust.rule,
         "hospitals": {
-            s.hospital: {"rounds_submitted": s.rounds_submitted, "rounds_missed": s.rounds_missed}
+            s.hospital: {
+                "rounds_submitted": s.rounds_submitted,
+                "rounds_missed": s.rounds_missed,
+                "rounds_aborted": s.rounds_aborted,
+            }
             for s in summaries
         },
         "wall_seconds": time.perf_counter() - started,

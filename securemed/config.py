@@ -68,14 +68,28 @@ class TrainingConfig(_Strict):
 
 
 class PrivacyConfig(_Strict):
-    """Record-level DP-SGD with Opacus; `enabled: false` trains without privacy (baselines)."""
+    """DP-SGD with Opacus; `enabled: false` trains without privacy (baselines).
+
+    ``unit: patient`` samples and clips by patient, so epsilon protects a patient with all of
+    their studies; ``record`` protects one image. The ledger enforces ``budget_epsilon``
+    (default: the target) across rounds, crashes and resumes.
+    """
 
     enabled: bool = True
+    unit: Literal["record", "patient"] = "patient"
     target_epsilon: float | None = Field(default=8.0, gt=0.0)
     noise_multiplier: float | None = Field(default=None, gt=0.0)
     delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
     max_grad_norm: float = Field(default=1.0, gt=0.0)
     accountant: Literal["rdp", "prv"] = "prv"
+    budget_epsilon: float | None = Field(
+        default=None, gt=0.0, description="per-hospital budget; default: target_epsilon"
+    )
+    on_budget_exhausted: Literal["exclude", "raise_noise"] = Field(
+        default="exclude",
+        description="a hospital that would overspend sits the round out, or trains with more "
+        "noise (the smallest multiplier that fits the budget)",
+    )
 
     @model_validator(mode="after")
     def _one_noise_source(self) -> PrivacyConfig:
@@ -85,6 +99,65 @@ class PrivacyConfig(_Strict):
                 "(use `target_epsilon: null` to give a noise multiplier)"
             )
         return self
+
+    @property
+    def budget(self) -> float | None:
+        """The epsilon no hospital may exceed (None without DP, or with a fixed noise
+        multiplier and no ``budget_epsilon``: the ledger then records spend but caps nothing)."""
+        if not self.enabled:
+            return None
+        return self.budget_epsilon if self.budget_epsilon is not None else self.target_epsilon
+
+
+class SecureAggregationConfig(_Strict):
+    """Bonawitz et al. secure aggregation over the SecAgg+ graph; see securemed.secagg."""
+
+    enabled: bool = True
+    neighbours: int | None = Field(default=None, ge=1, description="k; default about 3 log2 n")
+    threshold: int | None = Field(default=None, ge=1, description="t > k/2; default k/2 + 1")
+    min_survivors: int | None = Field(default=None, ge=2, description="fewer: round aborted")
+    clip: float = Field(default=1.0, gt=0.0, description="coordinate range before quantizing")
+    bits: int = Field(default=16, ge=1, le=31)
+    norm_bound: float | None = Field(
+        default=None, gt=0.0, description="L2 bound each hospital enforces before masking"
+    )
+    client_dp_noise_multiplier: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="client-level DP: the sum carries N(0, (z * norm_bound)^2) noise",
+    )
+    bucket_size: int | None = Field(
+        default=None, ge=2, description="secure bucketing: robust rules compare bucket means"
+    )
+    phase_timeout_s: float = Field(default=60.0, gt=0.0)
+
+
+class RobustConfig(_Strict):
+    """How updates are combined, and the norm anomaly detector."""
+
+    rule: Literal[
+        "fedavg",
+        "median",
+        "trimmed_mean",
+        "krum",
+        "multi_krum",
+        "bulyan",
+        "foolsgold",
+        "centered_clipping",
+    ] = "fedavg"
+    byzantine: int = Field(default=0, ge=0, description="f, the Byzantine inputs to tolerate")
+    params: dict[str, float | int] = Field(
+        default_factory=dict, description="rule parameters (tau for centered_clipping, ...)"
+    )
+    anomaly_z: float = Field(default=3.0, gt=0.0, description="flag norms above this z-score")
+
+
+class AttackConfig(_Strict):
+    """A malicious hospital, for robustness experiments."""
+
+    hospital: int = Field(ge=1, description="which hospital (1-based) misbehaves")
+    attack: Literal["sign_flip", "scaling", "gaussian_noise", "label_flip", "alie"]
+    params: dict[str, float | int | str] = Field(default_factory=dict)
 
 
 class FederationConfig(_Strict):
@@ -109,6 +182,16 @@ class BaselineConfig(_Strict):
     epochs: int = Field(default=3, ge=1)
 
 
+class SecurityConfig(_Strict):
+    """Where the federation's certificates live."""
+
+    pki_dir: Path | None = Field(
+        default=None,
+        description="a `securemed pki init` folder; default: a fresh CA in the run folder",
+    )
+    server_name: str = Field(default="localhost", description="a name in the aggregator's cert")
+
+
 class JobConfig(_Strict):
     """Everything `jobs/federated.py` needs."""
 
@@ -117,7 +200,32 @@ class JobConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     federation: FederationConfig = FederationConfig()
+    secure_aggregation: SecureAggregationConfig = SecureAggregationConfig()
+    robust: RobustConfig = RobustConfig()
+    attacks: list[AttackConfig] = Field(default_factory=list)
+    security: SecurityConfig = SecurityConfig()
     baseline: BaselineConfig = BaselineConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobConfig:
+        hospitals = self.federation.hospitals
+        bad = sorted({a.hospital for a in self.attacks if a.hospital > hospitals})
+        if bad:
+            raise ValueError(f"attacks name hospitals {bad}, but there are only {hospitals}")
+        secure = self.secure_aggregation
+        if secure.client_dp_noise_multiplier is not None and not secure.enabled:
+            raise ValueError(
+                "client-level DP is distributed noise under secure aggregation: enable "
+                "secure_aggregation"
+            )
+        if secure.client_dp_noise_multiplier is not None and secure.norm_bound is None:
+            raise ValueError(
+                "secure_aggregation.client_dp_noise_multiplier needs norm_bound: the noise is "
+                "calibrated to it"
+            )
+        if secure.enabled and hospitals < 2:
+            raise ValueError("secure aggregation needs at least 2 hospitals")
+        return self
 
 
 def _describe(error: ValidationError) -> str:

@@ -4,12 +4,17 @@ The same loop runs inside a Ray actor (``actors/hospital.py``) and on a real hos
 machine (``python -m securemed.hospital``); it dials out to the aggregator and never exposes
 an image, only the difference between its trained weights and the round's global weights.
 A round that closes before the hospital is done (it missed the deadline) is skipped, not
-fatal: the hospital waits for the next one.
+fatal: the hospital waits for the next one; so is a secure round that was aborted.
+
+Under secure aggregation (the round status carries a secure assignment) the update never leaves
+in the clear: it is bounded in norm, noised for client-level DP if asked, quantized and masked
+(:func:`secure_submit`), and the aggregator learns only its bucket's sum.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import secrets
 import sys
@@ -21,12 +26,16 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from securemed.aggregation import flatten_updates
 from securemed.config import DataConfig, load_config
 from securemed.data.from_config import build_source
-from securemed.errors import FederationFinished, SecureMedError, StaleRound
-from securemed.federation.coordinator import Phase
+from securemed.errors import FederationFinished, RoundAborted, SecureMedError, StaleRound
+from securemed.federation.coordinator import HospitalReport, Phase, RoundView
 from securemed.models import build_model
+from securemed.pki import read_identity
 from securemed.privacy import LocalResult, LocalTrainer
+from securemed.secagg import SecAggClient
+from securemed.secagg.quantize import quantize
 from securemed.transport.client import FederationClient
 
 log = logging.getLogger(__name__)
@@ -45,7 +54,53 @@ class HospitalSummary:
     hospital: str
     rounds_submitted: list[int] = field(default_factory=list)
     rounds_missed: list[int] = field(default_factory=list)
+    rounds_aborted: list[int] = field(default_factory=list)
     epsilon: float | None = None
+
+
+#: called with (round, result) after training and before any byte of the update leaves: the
+#: privacy ledger's write-ahead entry goes here, and may refuse the release by raising
+ReleaseGuard = Callable[[int, LocalResult], None]
+#: rewrites the update before it leaves (a malicious hospital in robustness experiments)
+UpdateTamper = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
+
+def secure_submit(
+    client: FederationClient,
+    view: RoundView,
+    update: Mapping[str, torch.Tensor],
+    report: HospitalReport,
+) -> int:
+    """Take the four secure-aggregation steps for ``update``; returns the bucket's sum size.
+
+    The norm bound and the client-level DP noise are applied here, on the hospital, before
+    masking: the aggregator could not enforce either on a masked vector.
+    """
+    assignment = view.secure
+    if assignment is None:
+        raise ValueError("the round does not use secure aggregation")
+    vector = flatten_updates([update])[0][0].numpy()
+    norm = float(np.linalg.norm(vector))
+    if assignment.norm_bound is not None and norm > assignment.norm_bound:
+        vector = vector * (assignment.norm_bound / norm)
+    rng = np.random.default_rng(secrets.randbits(128))
+    if assignment.noise_stddev > 0:
+        vector = vector + rng.normal(0.0, assignment.noise_stddev, size=vector.shape)
+    params = assignment.params
+    levels = quantize(vector, clip=params.clip, bits=params.bits, rng=rng)
+    protocol = SecAggClient(client.hospital, assignment.info, params, client.identity)
+    step_s = assignment.phase_seconds
+    adverts = client.advertise_keys(
+        view.round, protocol.advertise(), wait_s=view.seconds_left + step_s
+    )
+    routed = client.share_keys(view.round, protocol.share(adverts), wait_s=step_s)
+    survivors, dropped = client.submit_masked(
+        view.round,
+        protocol.mask(levels, routed),
+        dataclasses.replace(report, update_norm=norm),
+        wait_s=step_s,
+    )
+    return client.unmask(view.round, protocol.unmask(survivors, dropped))
 
 
 def run_hospital(
@@ -55,6 +110,8 @@ def run_hospital(
     num_samples: int,
     poll_seconds: float = 10.0,
     on_round: Callable[[int, LocalResult], None] | None = None,
+    before_release: ReleaseGuard | None = None,
+    tamper: UpdateTamper | None = None,
 ) -> HospitalSummary:
     """Take part in every round that selects this hospital until the federation finishes.
 
@@ -77,18 +134,32 @@ def run_hospital(
             result = trainer.train_round(global_state)
             # Privacy is spent once the trainer has run, whether or not the update arrives.
             summary.epsilon = result.epsilon
+            if before_release is not None:
+                before_release(view.round, result)
             update = {name: result.state[name] - global_state[name] for name in global_state}
-            client.submit_update(
-                view.round,
-                update,
+            if tamper is not None:
+                update = tamper(update)
+            report = HospitalReport(
                 num_samples=result.num_samples,
                 epsilon=result.epsilon,
                 train_seconds=result.train_seconds,
+                serialize_seconds=0.0,
                 loss=result.loss,
+                update_bytes=0,
+                update_norm=float(torch.linalg.vector_norm(flatten_updates([update])[0])),
+                privacy_unit=result.privacy_unit,
             )
+            if view.secure is not None:
+                secure_submit(client, view, update, report)
+            else:
+                client.submit_update(view.round, update, report)
         except StaleRound:
             log.warning("missed the round's deadline", extra={"round": view.round})
             summary.rounds_missed.append(view.round)
+            continue
+        except RoundAborted:
+            log.warning("secure round aborted", extra={"round": view.round})
+            summary.rounds_aborted.append(view.round)
             continue
         except FederationFinished:
             return summary
@@ -103,7 +174,21 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Join a SecureMed federation as one hospital and train on local data.",
     )
     parser.add_argument("--aggregator", required=True, help="the aggregator's HOST:PORT")
-    parser.add_argument("--hospital", required=True, help="this hospital's name in the federation")
+    parser.add_argument(
+        "--cert",
+        type=Path,
+        required=True,
+        help="this hospital's certificate from the federation CA (its common name is the "
+        "hospital's name in the federation)",
+    )
+    parser.add_argument("--key", type=Path, required=True, help="the certificate's private key")
+    parser.add_argument("--ca", type=Path, required=True, help="the federation CA certificate")
+    parser.add_argument(
+        "--server-name",
+        default="localhost",
+        help="a name in the aggregator's certificate, when --aggregator dials another "
+        "(default: localhost)",
+    )
     parser.add_argument("--config", type=Path, help="the federation's YAML config")
     parser.add_argument(
         "--data", type=Path, help="a MedMNIST-layout .npz of this hospital's images"
@@ -135,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     try:
+        identity = read_identity(args.cert, args.key, args.ca)
         config = load_config(args.config)
         data = config.data if args.data is None else DataConfig(source="medmnist", path=args.data)
         source = build_source(data)
@@ -156,14 +242,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
-        f"{args.hospital}: {len(labels)} local images, seed {seed}; joining {args.aggregator}",
+        f"{identity.name}: {len(labels)} local images, seed {seed}; joining {args.aggregator}",
         flush=True,
     )
     try:
         with FederationClient(
             args.aggregator,
-            args.hospital,
+            identity,
             max_message_bytes=config.federation.max_message_mb * 1024 * 1024,
+            server_name=args.server_name,
         ) as client:
             summary = run_hospital(client, trainer, num_samples=len(labels), on_round=_print_round)
     except SecureMedError as error:

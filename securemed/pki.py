@@ -22,7 +22,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -63,6 +63,52 @@ class PkiLayout:
 
     def hospital_key(self, name: str) -> Path:
         return self.root / "hospitals" / f"{name}.key"
+
+
+@dataclass(frozen=True)
+class FederationIdentity:
+    """One party's key and certificate plus the federation CA: all that mutual TLS and the
+    signed secure-aggregation messages need. ``name`` is the certificate's common name."""
+
+    name: str
+    key_pem: bytes = field(repr=False)
+    certificate_pem: bytes
+    ca_pem: bytes
+
+
+def load_identity(layout: PkiLayout, name: str) -> FederationIdentity:
+    """Read ``name``'s identity ("aggregator" or a hospital) from a PKI folder."""
+    if name == "aggregator":
+        return read_identity(layout.aggregator_cert, layout.aggregator_key, layout.ca_cert, name)
+    return read_identity(
+        layout.hospital_cert(name), layout.hospital_key(name), layout.ca_cert, name
+    )
+
+
+def read_identity(
+    cert: Path, key: Path, ca: Path, expected_name: str | None = None
+) -> FederationIdentity:
+    """Read an identity from its three PEM files; its name is the certificate's common name.
+
+    Raises:
+        ConfigError: a file is missing, or the certificate was issued to someone else than
+            ``expected_name``.
+    """
+    try:
+        certificate_pem = cert.read_bytes()
+        key_pem = key.read_bytes()
+        ca_pem = ca.read_bytes()
+    except FileNotFoundError as error:
+        raise ConfigError(
+            f"{error.filename} is missing (make the federation's certificates with "
+            "`securemed pki init`)"
+        ) from None
+    name = certificate_common_name(certificate_pem)
+    if expected_name is not None and name != expected_name:
+        raise ConfigError(f"{cert} was issued to {name!r}, not {expected_name!r}")
+    return FederationIdentity(
+        name=name, key_pem=key_pem, certificate_pem=certificate_pem, ca_pem=ca_pem
+    )
 
 
 def init_pki(

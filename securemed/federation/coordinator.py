@@ -6,6 +6,13 @@ hospital has submitted, or at the deadline) averages what arrived and advances t
 model. Hospitals that miss the deadline are data in the outcome (``missing``), not exceptions
 that unwind the round, as in Flower's ``aggregate_fit(results, failures)``.
 
+Under secure aggregation (``secure=SecureSettings(...)``) hospitals never submit an update in
+the clear: the round carries a :class:`~securemed.federation.secure_round.SecureRound`, the
+transport drives its four steps through the ``secure_*`` methods, and ``close_round`` applies
+the mean the secure sums reveal. A robust ``rule`` (Krum, median, ...) compares individual
+updates in the clear mode and bucket means under secure bucketing; a robust rule over a single
+secure sum would compare one vector with itself, and is refused.
+
 The caller supplies the clock (``now``, monotonic seconds), so tests drive deadlines without
 sleeping and the gRPC server (:mod:`securemed.transport.server`) only adapts this class to the
 wire. Bad requests raise the domain errors of :mod:`securemed.errors` and leave the state as it
@@ -17,21 +24,40 @@ from __future__ import annotations
 import enum
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from securemed.aggregation import fedavg
+from securemed.aggregation import (
+    AggregationRule,
+    FedAvg,
+    UpdateLayout,
+    fedavg,
+    flatten_updates,
+    unflatten,
+)
+from securemed.detection import NormAnomalyReport, detect_norm_anomalies
 from securemed.errors import (
+    AggregationPreconditionError,
     DuplicateSubmission,
     FederationFinished,
     InvalidUpdate,
     NotSelected,
+    ProtocolViolation,
     StaleRound,
     UnknownHospital,
 )
+from securemed.federation.secure_round import (
+    BucketResult,
+    SecureAssignment,
+    SecureRound,
+    SecureSettings,
+    SecureStep,
+)
+from securemed.secagg.protocol import EncryptedShare, KeyAdvert, UnmaskShare
+from securemed.secagg.server import Observer
 
 
 class Phase(enum.Enum):
@@ -50,6 +76,8 @@ class HospitalReport:
     serialize_seconds: float
     loss: float
     update_bytes: int
+    update_norm: float = 0.0
+    privacy_unit: str = "record"
 
 
 @dataclass(frozen=True)
@@ -61,11 +89,17 @@ class RoundView:
     selected: bool
     seconds_left: float
     total_rounds: int
+    secure: SecureAssignment | None = None
 
 
 @dataclass(frozen=True)
 class RoundOutcome:
-    """The result of a closed round; ``participants`` are the hospitals whose updates count."""
+    """The result of a closed round; ``participants`` are the hospitals whose updates count.
+
+    ``aborted`` says why a secure round applied nothing (too few hospitals left to unmask);
+    ``anomalies`` scores the participants' update norms (under secure aggregation, the norms
+    the hospitals report, since the aggregator cannot see their updates).
+    """
 
     round: int
     selected: tuple[str, ...]
@@ -73,6 +107,9 @@ class RoundOutcome:
     missing: tuple[str, ...]
     reports: Mapping[str, HospitalReport]
     aggregation_seconds: float
+    aborted: str | None = None
+    anomalies: NormAnomalyReport | None = None
+    buckets: tuple[tuple[str, ...], ...] = ()
 
     @property
     def applied(self) -> bool:
@@ -87,6 +124,7 @@ class _OpenRound:
     deadline: float
     updates: dict[str, dict[str, torch.Tensor]]
     reports: dict[str, HospitalReport]
+    secure: SecureRound | None = None
 
 
 class FederationCoordinator:
@@ -99,6 +137,11 @@ class FederationCoordinator:
         participation: fraction of joined hospitals selected each round (at least one).
         seed: makes each round's selection reproducible, also across a resume.
         completed_rounds: rounds already done (when resuming from a checkpoint).
+        rule: how updates (or, with secure bucketing, bucket means) are combined; FedAvg by
+            default.
+        secure: run every round under secure aggregation with these settings.
+        observer: sees every vector the secure-aggregation servers hold (tests).
+        anomaly_threshold: z-score above which a hospital's update norm is flagged.
     """
 
     def __init__(
@@ -110,6 +153,10 @@ class FederationCoordinator:
         participation: float = 1.0,
         seed: int = 0,
         completed_rounds: int = 0,
+        rule: AggregationRule | None = None,
+        secure: SecureSettings | None = None,
+        observer: Observer | None = None,
+        anomaly_threshold: float = 3.0,
     ) -> None:
         if not hospitals:
             raise ValueError("a federation needs at least one hospital")
@@ -128,6 +175,35 @@ class FederationCoordinator:
         self._completed = completed_rounds
         self._open: _OpenRound | None = None
         self._phase = Phase.FINISHED if completed_rounds == total_rounds else Phase.WAITING
+        self._rule: AggregationRule = rule if rule is not None else FedAvg()
+        self._secure = secure
+        self._observer = observer
+        self._anomaly_threshold = anomaly_threshold
+        self._layout: UpdateLayout = flatten_updates([self._global])[1]
+        expected = max(1, round(participation * len(hospitals)))
+        self._check_rule(expected)
+
+    def _check_rule(self, selected: int) -> None:
+        """Refuse a rule/secure-aggregation combination that would protect nothing."""
+        rule = self._rule
+        if self._secure is None:
+            if rule.needs_individual_updates:
+                rule.check(selected)
+            return
+        if rule.needs_individual_updates and self._secure.bucket_size is None:
+            raise AggregationPreconditionError(
+                f"the {rule.name} rule compares individual updates, which secure aggregation "
+                "hides: it would compare the one secure sum with itself. Enable secure "
+                "bucketing (secure_aggregation.bucket_size) so it compares bucket means, or "
+                "use fedavg"
+            )
+        buckets = self._secure.bucket_count(selected)
+        if rule.needs_individual_updates:
+            rule.check(buckets)
+        if buckets == 1 and selected < 2:
+            raise AggregationPreconditionError(
+                "secure aggregation needs at least 2 hospitals per round"
+            )
 
     # -- read-only views -------------------------------------------------------------------
 
@@ -156,15 +232,23 @@ class FederationCoordinator:
         """Whether every hospital selected for the open round has submitted."""
         return self._open is not None and len(self._open.updates) == len(self._open.selected)
 
+    @property
+    def secure_round(self) -> SecureRound | None:
+        """The open round's secure sums, if the federation uses secure aggregation."""
+        return self._open.secure if self._open else None
+
     def view(self, hospital: str, *, now: float) -> RoundView:
         self._check_member(hospital)
         open_round = self._open
+        selected = open_round is not None and hospital in open_round.selected
+        secure = open_round.secure if open_round is not None and selected else None
         return RoundView(
             round=self.round,
             phase=self._phase,
-            selected=open_round is not None and hospital in open_round.selected,
+            selected=selected,
             seconds_left=max(0.0, open_round.deadline - now) if open_round else 0.0,
             total_rounds=self._total_rounds,
+            secure=secure.assignment(hospital) if secure is not None else None,
         )
 
     # -- transitions -----------------------------------------------------------------------
@@ -176,8 +260,14 @@ class FederationCoordinator:
             raise InvalidUpdate(f"hospital {hospital!r} must hold at least one sample to join")
         self._joined[hospital] = num_samples
 
-    def open_round(self, *, now: float, deadline_s: float) -> tuple[int, tuple[str, ...]]:
-        """Open the next round and select its hospitals among those that joined."""
+    def open_round(
+        self, *, now: float, deadline_s: float, exclude: Collection[str] = ()
+    ) -> tuple[int, tuple[str, ...]]:
+        """Open the next round and select its hospitals among those that joined.
+
+        ``exclude`` names hospitals that must sit this round out (the budget orchestrator's
+        decision: they would spend past their privacy budget).
+        """
         if self._phase is Phase.FINISHED:
             raise FederationFinished(f"all {self._total_rounds} rounds have run")
         if self._phase is Phase.OPEN:
@@ -185,12 +275,22 @@ class FederationCoordinator:
         if not self._joined:
             raise UnknownHospital("no hospital has joined yet; a round needs at least one")
         number = self._completed + 1
-        candidates = sorted(self._joined)
+        candidates = sorted(set(self._joined) - set(exclude))
+        if not candidates:
+            raise UnknownHospital(f"every hospital that joined is excluded from round {number}")
         count = max(1, round(self._participation * len(candidates)))
         rng = np.random.default_rng([self._seed, number])
         chosen = rng.choice(len(candidates), size=count, replace=False)
         selected = tuple(sorted(candidates[i] for i in chosen))
-        self._open = _OpenRound(number, selected, now + deadline_s, {}, {})
+        self._check_rule(len(selected))
+        secure = (
+            SecureRound(
+                number, selected, self._secure, length=self._layout.size, observer=self._observer
+            )
+            if self._secure is not None
+            else None
+        )
+        self._open = _OpenRound(number, selected, now + deadline_s, {}, {}, secure)
         self._phase = Phase.OPEN
         return number, selected
 
@@ -212,6 +312,11 @@ class FederationCoordinator:
     ) -> tuple[int, int]:
         """Accept one hospital's update; returns (updates received, hospitals selected)."""
         open_round = self._require_open(hospital, round_number)
+        if open_round.secure is not None:
+            raise ProtocolViolation(
+                f"round {round_number} uses secure aggregation: an update is never sent in the "
+                "clear; take the secure steps"
+            )
         if now > open_round.deadline:
             raise StaleRound(f"round {round_number} passed its deadline; wait for the next round")
         if hospital not in open_round.selected:
@@ -227,33 +332,124 @@ class FederationCoordinator:
         return len(open_round.updates), len(open_round.selected)
 
     def close_round(self) -> RoundOutcome:
-        """Average the updates that arrived and advance the global model.
+        """Combine what arrived and advance the global model.
 
-        With no update at all the global model is left unchanged and the round still counts,
-        so a federation whose hospitals all failed one round moves on rather than hanging.
+        With no update at all (or a secure round whose every sum was aborted) the global model
+        is left unchanged and the round still counts, so a federation whose hospitals all
+        failed one round moves on rather than hanging.
         """
         if self._open is None:
             raise StaleRound("no round is open")
         open_round, self._open = self._open, None
         started = time.perf_counter()
-        participants = tuple(sorted(open_round.updates))
-        if participants:
-            mean_update = fedavg(
-                [open_round.updates[name] for name in participants],
-                [open_round.reports[name].num_samples for name in participants],
-            )
-            for name, delta in mean_update.items():
-                self._global[name] = self._global[name] + delta.to(self._global[name].dtype)
+        aborted: str | None = None
+        buckets: tuple[tuple[str, ...], ...] = ()
+        if open_round.secure is None:
+            participants = tuple(sorted(open_round.updates))
+            norms = {
+                name: float(torch.linalg.vector_norm(flatten_updates([update])[0]))
+                for name, update in open_round.updates.items()
+            }
+            if participants:
+                self._apply(self._combine_clear(open_round, participants))
+        else:
+            secure = open_round.secure
+            while secure.step is not SecureStep.DONE:  # steps the transport did not close
+                secure.close_step()
+            results = secure.results()
+            buckets = secure.buckets
+            participants = tuple(sorted(name for result in results for name in result.survivors))
+            norms = {name: open_round.reports[name].update_norm for name in participants}
+            if participants:
+                self._apply(self._combine_secure(results))
+            else:
+                aborted = "; ".join(result.aborted or "" for result in results)
         self._completed = open_round.number
         self._phase = Phase.FINISHED if self._completed >= self._total_rounds else Phase.WAITING
         return RoundOutcome(
             round=open_round.number,
             selected=open_round.selected,
             participants=participants,
-            missing=tuple(name for name in open_round.selected if name not in open_round.updates),
-            reports=dict(open_round.reports),
+            missing=tuple(name for name in open_round.selected if name not in participants),
+            reports={name: open_round.reports[name] for name in participants},
             aggregation_seconds=time.perf_counter() - started,
+            aborted=aborted,
+            anomalies=detect_norm_anomalies(norms, threshold=self._anomaly_threshold),
+            buckets=buckets,
         )
+
+    def _combine_clear(
+        self, open_round: _OpenRound, participants: tuple[str, ...]
+    ) -> dict[str, torch.Tensor]:
+        updates = [open_round.updates[name] for name in participants]
+        samples = [open_round.reports[name].num_samples for name in participants]
+        if not self._rule.needs_individual_updates:
+            return fedavg(updates, samples)
+        matrix, layout = flatten_updates(updates)
+        combined = self._rule.aggregate(
+            matrix, torch.tensor(samples, dtype=torch.float64), hospitals=participants
+        )
+        return unflatten(combined, layout)
+
+    def _combine_secure(self, results: Sequence[BucketResult]) -> dict[str, torch.Tensor]:
+        """One bucket: its mean. Several: the rule across bucket means, weighted by survivors."""
+        live = [result for result in results if result.mean is not None]
+        if len(live) == 1:
+            assert live[0].mean is not None
+            return unflatten(torch.from_numpy(live[0].mean), self._layout)
+        matrix = torch.from_numpy(
+            np.stack([result.mean for result in live if result.mean is not None])
+        )
+        weights = torch.tensor([len(result.survivors) for result in live], dtype=torch.float64)
+        return unflatten(self._rule.aggregate(matrix, weights), self._layout)
+
+    def _apply(self, mean_update: Mapping[str, torch.Tensor]) -> None:
+        for name, delta in mean_update.items():
+            self._global[name] = self._global[name] + delta.to(self._global[name].dtype)
+
+    # -- secure aggregation steps (see securemed.secagg.protocol) ------------------------------
+
+    def _secure_round_of(self, hospital: str, round_number: int) -> SecureRound:
+        open_round = self._require_open(hospital, round_number)
+        if hospital not in open_round.selected:
+            raise NotSelected(f"hospital {hospital!r} is not selected for round {round_number}")
+        if open_round.secure is None:
+            raise ProtocolViolation(f"round {round_number} does not use secure aggregation")
+        return open_round.secure
+
+    def secure_advertise(
+        self, hospital: str, round_number: int, advert: KeyAdvert, *, certificate: bytes
+    ) -> None:
+        self._secure_round_of(hospital, round_number).advertise(
+            hospital, advert, certificate=certificate
+        )
+
+    def secure_share(
+        self, hospital: str, round_number: int, shares: Sequence[EncryptedShare]
+    ) -> None:
+        self._secure_round_of(hospital, round_number).share(hospital, shares)
+
+    def secure_upload(
+        self, hospital: str, round_number: int, masked: np.ndarray, report: HospitalReport
+    ) -> None:
+        """Add a masked update to its bucket's sum and keep the hospital's statistics."""
+        secure = self._secure_round_of(hospital, round_number)
+        self._check_report(report)
+        if not (math.isfinite(report.update_norm) and report.update_norm >= 0):
+            raise InvalidUpdate("update_norm must be a finite, non-negative number")
+        secure.upload(hospital, masked)
+        assert self._open is not None
+        self._open.reports[hospital] = report
+
+    def secure_unmask_request(
+        self, hospital: str, round_number: int
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return self._secure_round_of(hospital, round_number).unmask_request_for(hospital)
+
+    def secure_unmask(
+        self, hospital: str, round_number: int, shares: Sequence[UnmaskShare]
+    ) -> None:
+        self._secure_round_of(hospital, round_number).unmask(hospital, shares)
 
     def finish(self) -> None:
         """Stop the federation early; hospitals see FINISHED and exit."""

@@ -218,6 +218,8 @@ class LocalTrainer:
         self._noise_multiplier: float | None = None
         self._patient_sampler: PatientSampler | None = None
         self._patient_rate = 0.0
+        self._sample_rate = 0.0
+        self._steps_per_round = 0
         self._expected_batch_patients = 0.0
         self._images, self._labels = images, labels  # rows the patient sampler indexes
         self._accounted_steps = 0
@@ -286,6 +288,8 @@ class LocalTrainer:
             )
         self._accountant = engine.accountant
         self._noise_multiplier = float(sigma)
+        self._sample_rate = sample_rate
+        self._steps_per_round = self._training.local_epochs * steps_per_epoch
         self._module = module
         self._optimizer = dp_optimizer
         self._loader = dp_loader
@@ -320,6 +324,8 @@ class LocalTrainer:
         self._accountant = create_accountant(mechanism=self._privacy.accountant)
         self._noise_multiplier = float(sigma)
         self._patient_rate = sample_rate
+        self._sample_rate = sample_rate
+        self._steps_per_round = self._training.local_epochs * steps_per_epoch
         self._expected_batch_patients = sample_rate * patients.num_patients
         self._module = module
         self._optimizer = optimizer
@@ -398,6 +404,49 @@ class LocalTrainer:
     def noise_multiplier(self) -> float | None:
         """The noise multiplier in use (calibrated or configured); ``None`` without DP."""
         return self._noise_multiplier
+
+    def round_plan(self) -> tuple[float, float, int]:
+        """(noise multiplier, sample rate, steps) of the next round, for budget projection.
+
+        Raises:
+            ConfigError: the trainer runs without DP.
+        """
+        if self._noise_multiplier is None:
+            raise ConfigError("a trainer without DP spends no privacy and has no round plan")
+        return self._noise_multiplier, self._sample_rate, self._steps_per_round
+
+    def raise_noise(self, noise_multiplier: float) -> None:
+        """Train from now on with more noise (the budget orchestrator's remedy); never less."""
+        if self._noise_multiplier is None:
+            raise ConfigError("a trainer without DP has no noise to raise")
+        if not noise_multiplier >= self._noise_multiplier:
+            raise ConfigError(
+                f"the noise multiplier may only rise (now {self._noise_multiplier:.4g}, asked "
+                f"{noise_multiplier:.4g}): less noise than calibrated would overspend"
+            )
+        with self._lock:
+            self._noise_multiplier = float(noise_multiplier)
+            if self._patient_sampler is None:
+                self._optimizer.noise_multiplier = float(noise_multiplier)  # type: ignore[attr-defined]
+
+    def account_unrecorded_rounds(self, count: int) -> None:
+        """Charge ``count`` rounds of privacy that happened but are not in the restored history.
+
+        After a crash, the checkpoint can predate a round whose update the ledger shows was
+        already reserved or released. That round's noise was drawn, so its cost stands: the
+        accountant takes it as one more round of this trainer's plan (a resumed federation
+        does not repeat such a round, see jobs/federated.py).
+        """
+        if count < 0:
+            raise ValueError("count must be non-negative")
+        if count == 0:
+            return
+        noise, rate, steps = self.round_plan()
+        assert self._accountant is not None
+        with self._lock:
+            self._accountant.history.extend([(noise, rate, steps)] * count)
+            self._accounted_steps += count * steps
+        self._snapshot_privacy()
 
     @property
     def privacy_unit(self) -> PrivacyUnit:

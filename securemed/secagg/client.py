@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from securemed.errors import ProtocolViolation, RoundAborted
+from securemed.pki import FederationIdentity
 from securemed.secagg import crypto, shamir
 from securemed.secagg.graph import neighbour_graph
 from securemed.secagg.params import SecAggParams
@@ -39,9 +40,8 @@ class SecAggClient:
         hospital: this hospital's name (the common name of its certificate).
         info: the round as the aggregator announced it.
         params: the round's agreed parameters.
-        signing_key_pem: the hospital's federation private key (signs its adverts).
-        certificate_pem: the hospital's federation certificate (sent with its adverts).
-        ca_pem: the federation CA, to check the neighbours' certificates.
+        identity: the hospital's federation key (signs its adverts), certificate (sent with
+            them) and CA (checks the neighbours' certificates).
     """
 
     def __init__(
@@ -49,10 +49,7 @@ class SecAggClient:
         hospital: str,
         info: RoundInfo,
         params: SecAggParams,
-        *,
-        signing_key_pem: bytes,
-        certificate_pem: bytes,
-        ca_pem: bytes,
+        identity: FederationIdentity,
     ) -> None:
         if hospital not in info.participants:
             raise ProtocolViolation(
@@ -63,12 +60,14 @@ class SecAggClient:
                 f"round {info.round} names {len(info.participants)} participants, the parameters "
                 f"say {params.hospitals}"
             )
+        if identity.name != hospital:
+            raise ProtocolViolation(
+                f"the identity given is {identity.name!r}'s, not {hospital!r}'s"
+            )
         self.hospital = hospital
         self.info = info
         self.params = params
-        self._signing_key = signing_key_pem
-        self._certificate = certificate_pem
-        self._ca = ca_pem
+        self._identity = identity
         self.neighbours = neighbour_graph(info.participants, params.neighbours, seed=info.round_id)[
             hospital
         ]
@@ -96,8 +95,8 @@ class SecAggClient:
             hospital=self.hospital,
             c_public=self._c_public,
             s_public=self._s_public,
-            signature=crypto.sign(self._signing_key, message),
-            certificate_pem=self._certificate,
+            signature=crypto.sign(self._identity.key_pem, message),
+            certificate_pem=self._identity.certificate_pem,
         )
 
     # -- step 2 -------------------------------------------------------------------------------
@@ -113,7 +112,9 @@ class SecAggClient:
                 )
             if advert.hospital in self._adverts:
                 raise ProtocolViolation(f"keys of {advert.hospital!r} were forwarded twice")
-            crypto.verify_member_certificate(advert.certificate_pem, self._ca, advert.hospital)
+            crypto.verify_member_certificate(
+                advert.certificate_pem, self._identity.ca_pem, advert.hospital
+            )
             crypto.verify_signed_by(
                 advert.certificate_pem,
                 advert_message(self.info, advert.hospital, advert.c_public, advert.s_public),

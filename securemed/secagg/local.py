@@ -15,18 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from securemed.pki import FederationIdentity
 from securemed.secagg.client import SecAggClient
 from securemed.secagg.params import SecAggParams
 from securemed.secagg.protocol import RoundInfo
 from securemed.secagg.server import Observer, SecAggServer, UnmaskedSum
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A hospital's federation key and certificate (PEM)."""
-
-    key_pem: bytes
-    certificate_pem: bytes
 
 
 @dataclass
@@ -42,8 +35,7 @@ class LocalRoundCost:
 def run_local_round(
     levels: Mapping[str, np.ndarray],
     params: SecAggParams,
-    identities: Mapping[str, Identity],
-    ca_pem: bytes,
+    identities: Mapping[str, FederationIdentity],
     *,
     round_number: int = 1,
     drop_after_sharing: Collection[str] = (),
@@ -78,9 +70,7 @@ def run_local_round(
                 name,
                 info,
                 params,
-                signing_key_pem=identities[name].key_pem,
-                certificate_pem=identities[name].certificate_pem,
-                ca_pem=ca_pem,
+                identities[name],
             ),
         )
         for name in names

@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from securemed.errors import DuplicateSubmission, InvalidUpdate, ProtocolViolation, RoundAborted
+from securemed.errors import (
+    DuplicateSubmission,
+    InvalidUpdate,
+    ProtocolViolation,
+    RoundAborted,
+    StaleRound,
+)
 from securemed.secagg import crypto, shamir
 from securemed.secagg.graph import neighbour_graph
 from securemed.secagg.params import SecAggParams
@@ -41,6 +47,9 @@ class SecAggPhase(enum.Enum):
     UNMASK = "unmask"
     DONE = "done"
     ABORTED = "aborted"
+
+
+_ORDER = list(SecAggPhase)
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,11 @@ class SecAggServer:
             )
         if self.phase is SecAggPhase.ABORTED:
             raise RoundAborted(f"secure round {self.info.round} was aborted")
+        if _ORDER.index(self.phase) > _ORDER.index(phase):
+            raise StaleRound(
+                f"the {phase.value!r} step of secure round {self.info.round} has closed; "
+                "wait for the next round"
+            )
         if self.phase is not phase:
             raise ProtocolViolation(
                 f"secure round {self.info.round} is in its {self.phase.value!r} step, "
@@ -320,3 +334,13 @@ class SecAggServer:
     @property
     def adverts(self) -> Mapping[str, KeyAdvert]:
         return dict(self._adverts)
+
+    @property
+    def survivors(self) -> tuple[str, ...]:
+        """Who uploaded a masked update (set when the upload step closes)."""
+        return self._survivors
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """Who shared keys but did not upload (their masks are removed via their shares)."""
+        return self._dropped

@@ -2,21 +2,28 @@
 
 Plain blocking calls, because a hospital alternates between waiting for a round and training
 on its CPU; a failed call raises the domain error the aggregator named (``StaleRound``,
-``InvalidUpdate``, ...) so the hospital's round logic never handles gRPC types.
+``InvalidUpdate``, ...) so the hospital's round logic never handles gRPC types. The channel is
+mutual TLS 1.3 with the hospital's federation certificate, which is how the aggregator knows
+who calls.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import numpy as np
 import torch
 
-from securemed.federation.coordinator import Phase, RoundView
+from securemed.federation.coordinator import HospitalReport, Phase, RoundView
 from securemed.federation.tensors import decode_state, encode_state, state_nbytes
+from securemed.pki import FederationIdentity
+from securemed.secagg.protocol import EncryptedShare, KeyAdvert, UnmaskShare
+from securemed.transport import secure_codec, tls
 from securemed.transport.codec import channel_options, from_proto, to_proto
 from securemed.transport.federation.v1 import federation_pb2 as pb
 from securemed.transport.federation.v1 import federation_pb2_grpc as pb_grpc
@@ -46,17 +53,31 @@ class FederationClient:
 
     Args:
         target: ``host:port`` of the aggregator.
-        hospital: this hospital's name in the federation.
+        identity: this hospital's certificate, key and the federation CA; its common name is
+            the hospital's name in the federation.
         max_message_bytes: the same limit the aggregator sets.
         timeout_s: deadline of each call (a long poll adds its wait to it).
+        server_name: the name the aggregator's certificate must carry, when ``target`` dials
+            another (an IP address, say); None checks the host of ``target``.
     """
 
     def __init__(
-        self, target: str, hospital: str, *, max_message_bytes: int, timeout_s: float = 120.0
+        self,
+        target: str,
+        identity: FederationIdentity,
+        *,
+        max_message_bytes: int,
+        timeout_s: float = 120.0,
+        server_name: str | None = tls.DEFAULT_SERVER_NAME,
     ) -> None:
-        self.hospital = hospital
+        self.hospital = identity.name
+        self.identity = identity
         self._timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(target, options=channel_options(max_message_bytes))
+        self._channel = grpc.secure_channel(
+            target,
+            tls.channel_credentials(identity),
+            options=[*channel_options(max_message_bytes), *tls.channel_name_options(server_name)],
+        )
         self._stub = pb_grpc.FederationStub(self._channel)
 
     def __enter__(self) -> FederationClient:
@@ -76,16 +97,12 @@ class FederationClient:
 
     def join(self, *, num_samples: int) -> int:
         """Join the federation; returns the number of rounds it will run."""
-        reply = self._call(
-            self._stub.Join, pb.JoinRequest(hospital=self.hospital, num_samples=num_samples)
-        )
+        reply = self._call(self._stub.Join, pb.JoinRequest(num_samples=num_samples))
         return int(reply.total_rounds)
 
     def round_status(self, *, after_round: int, wait_s: float) -> RoundView:
         """Long-poll until a round later than ``after_round`` opens, or ``wait_s`` passes."""
-        request = pb.RoundStatusRequest(
-            hospital=self.hospital, after_round=after_round, wait_seconds=wait_s
-        )
+        request = pb.RoundStatusRequest(after_round=after_round, wait_seconds=wait_s)
         reply = self._call(self._stub.GetRoundStatus, request, extra_timeout_s=wait_s)
         return RoundView(
             round=reply.round,
@@ -93,38 +110,28 @@ class FederationClient:
             selected=reply.selected,
             seconds_left=reply.seconds_left,
             total_rounds=reply.total_rounds,
+            secure=(
+                secure_codec.assignment_from_proto(reply.secure, reply.round)
+                if reply.HasField("secure")
+                else None
+            ),
         )
 
     def global_model(self, round_number: int) -> dict[str, torch.Tensor]:
-        request = pb.GlobalModelRequest(hospital=self.hospital, round=round_number)
+        request = pb.GlobalModelRequest(round=round_number)
         reply = self._call(self._stub.GetGlobalModel, request)
         return decode_state(from_proto(reply.tensors))
 
     def submit_update(
-        self,
-        round_number: int,
-        update: Mapping[str, torch.Tensor],
-        *,
-        num_samples: int,
-        epsilon: float | None,
-        train_seconds: float,
-        loss: float,
+        self, round_number: int, update: Mapping[str, torch.Tensor], report: HospitalReport
     ) -> SubmitTiming:
         """Send an update (trained minus global weights) and report where the time went."""
         started = time.perf_counter()
         blobs = encode_state(update)
-        request = pb.UpdateRequest(
-            hospital=self.hospital,
-            round=round_number,
-            num_samples=num_samples,
-            tensors=to_proto(blobs),
-            train_seconds=train_seconds,
-            loss=loss,
-        )
-        if epsilon is not None:
-            request.epsilon = epsilon
+        request = pb.UpdateRequest(round=round_number, tensors=to_proto(blobs))
         serialize_seconds = time.perf_counter() - started
-        request.serialize_seconds = serialize_seconds
+        report = dataclasses.replace(report, serialize_seconds=serialize_seconds)
+        request.report.CopyFrom(secure_codec.report_to_proto(report))
         sent = time.perf_counter()
         receipt = self._call(self._stub.SubmitUpdate, request)
         call_seconds = time.perf_counter() - sent
@@ -136,3 +143,44 @@ class FederationClient:
             server_seconds=receipt.server_seconds,
             update_bytes=state_nbytes(blobs),
         )
+
+    # -- secure aggregation: each call returns when the aggregator closes its step ----------
+
+    def advertise_keys(
+        self, round_number: int, advert: KeyAdvert, *, wait_s: float
+    ) -> list[KeyAdvert]:
+        """Send our signed keys; returns the neighbours' adverts once everyone advertised."""
+        request = pb.AdvertiseKeysRequest(
+            round=round_number, advert=secure_codec.advert_to_proto(advert)
+        )
+        reply = self._call(self._stub.AdvertiseKeys, request, extra_timeout_s=wait_s)
+        return [secure_codec.advert_from_proto(item) for item in reply.adverts]
+
+    def share_keys(
+        self, round_number: int, shares: Sequence[EncryptedShare], *, wait_s: float
+    ) -> list[EncryptedShare]:
+        """Send our encrypted shares; returns the ones addressed to us."""
+        request = pb.ShareKeysRequest(
+            round=round_number, shares=[secure_codec.share_to_proto(s) for s in shares]
+        )
+        reply = self._call(self._stub.ShareKeys, request, extra_timeout_s=wait_s)
+        return [secure_codec.share_from_proto(item) for item in reply.shares]
+
+    def submit_masked(
+        self, round_number: int, masked: np.ndarray, report: HospitalReport, *, wait_s: float
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Upload our masked update; returns (survivors, dropped) for the unmask step."""
+        request = pb.MaskedUpdateRequest(
+            round=round_number,
+            masked=secure_codec.masked_to_bytes(masked),
+            report=secure_codec.report_to_proto(report),
+        )
+        reply = self._call(self._stub.SubmitMaskedUpdate, request, extra_timeout_s=wait_s)
+        return tuple(reply.survivors), tuple(reply.dropped)
+
+    def unmask(self, round_number: int, shares: Sequence[UnmaskShare]) -> int:
+        """Send our unmask shares; returns how many hospitals the round's sum holds."""
+        request = pb.UnmaskResponse(
+            round=round_number, shares=[secure_codec.unmask_share_to_proto(s) for s in shares]
+        )
+        return int(self._call(self._stub.Unmask, request).received)

@@ -1,10 +1,11 @@
 """The aggregator's gRPC server: the :class:`FederationCoordinator` on the wire.
 
-Everything runs on one asyncio loop, so the coordinator is never touched by two requests at
-once and needs no lock. Round status is a long poll: a hospital's ``GetRoundStatus`` returns as
-soon as a round it has not seen opens, so a round starts without polling delay. A bad request
-is answered with the status of its domain error and changes nothing; the server keeps serving
-every other hospital.
+It serves mutual TLS 1.3 only (:mod:`securemed.transport.tls`) and knows each caller by its
+client certificate. Everything runs on one asyncio loop, so the coordinator is never touched by
+two requests at once and needs no lock. Round status is a long poll: a hospital's
+``GetRoundStatus`` returns as soon as a round it has not seen opens, so a round starts without
+polling delay. A bad request is answered with the status of its domain error and changes
+nothing; the server keeps serving every other hospital.
 """
 
 from __future__ import annotations
@@ -13,19 +14,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
 import grpc
 
-from securemed.errors import FederationFinished, SecureMedError
+from securemed.errors import ConfigError, FederationFinished, SecureMedError
 from securemed.federation.coordinator import (
     FederationCoordinator,
-    HospitalReport,
     Phase,
     RoundOutcome,
 )
+from securemed.federation.secure_round import SecureRound, SecureStep
 from securemed.federation.tensors import decode_state, encode_state, state_nbytes
+from securemed.pki import FederationIdentity
+from securemed.transport import (
+    CIPHER_SUITES_VARIABLE,
+    TLS12_DISABLED_SUITES,
+    secure_codec,
+    tls,
+)
 from securemed.transport.codec import channel_options, from_proto, to_proto
 from securemed.transport.federation.v1 import federation_pb2 as pb
 from securemed.transport.federation.v1 import federation_pb2_grpc as pb_grpc
@@ -50,6 +58,7 @@ class FederationServer(pb_grpc.FederationServicer):
 
     Args:
         coordinator: the round state machine this server exposes.
+        identity: the aggregator's certificate and key, and the federation CA.
         max_message_bytes: largest message accepted or sent, the same limit clients set.
         clock: monotonic seconds; tests may pass their own.
     """
@@ -58,10 +67,12 @@ class FederationServer(pb_grpc.FederationServicer):
         self,
         coordinator: FederationCoordinator,
         *,
+        identity: FederationIdentity,
         max_message_bytes: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._coordinator = coordinator
+        self._identity = identity
         self._max_message_bytes = max_message_bytes
         self._clock = clock
         self._changed = asyncio.Condition()
@@ -74,12 +85,28 @@ class FederationServer(pb_grpc.FederationServicer):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self, *, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Listen on ``host:port`` (0 picks a free port) and return the bound port."""
+        """Listen on ``host:port`` (0 picks a free port) with mutual TLS 1.3; return the port.
+
+        Raises:
+            ConfigError: the process would accept TLS 1.2 (gRPC was imported before the TLS 1.3
+                setting; see :mod:`securemed.transport.tls`); the server is stopped first.
+        """
         server = grpc.aio.server(options=channel_options(self._max_message_bytes))
         pb_grpc.add_FederationServicer_to_server(self, server)
-        bound = server.add_insecure_port(f"{host}:{port}")
+        bound = server.add_secure_port(f"{host}:{port}", tls.server_credentials(self._identity))
         await server.start()
         self._server = server
+        probe_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        refused = await asyncio.get_running_loop().run_in_executor(
+            None, tls.refuses_tls12, probe_host, bound
+        )
+        if not refused:
+            await self.stop(grace_s=0)
+            raise ConfigError(
+                "the aggregator would accept TLS 1.2; start the process with "
+                f"{CIPHER_SUITES_VARIABLE}={TLS12_DISABLED_SUITES} (gRPC was imported "
+                "before securemed.transport could set it)"
+            )
         log.info("federation server listening", extra={"host": host, "port": bound})
         return bound
 
@@ -103,29 +130,49 @@ class FederationServer(pb_grpc.FederationServicer):
             ) from None
         return self._coordinator.joined
 
-    async def run_round(self, *, deadline_s: float) -> RoundOutcome:
-        """Open a round, wait for every selected hospital or the deadline, then aggregate."""
-        number, selected = self._coordinator.open_round(now=self._clock(), deadline_s=deadline_s)
+    async def run_round(self, *, deadline_s: float, exclude: Collection[str] = ()) -> RoundOutcome:
+        """Open a round, wait for every selected hospital or the deadline, then aggregate.
+
+        Under secure aggregation the deadline covers training and key advertisement; each
+        later secure step waits at most ``phase_seconds`` for the slowest hospital.
+        """
+        coordinator = self._coordinator
+        number, selected = coordinator.open_round(
+            now=self._clock(), deadline_s=deadline_s, exclude=exclude
+        )
         log.info("round opened", extra={"round": number, "selected": len(selected)})
+        secure = coordinator.secure_round
         async with self._changed:
             self._changed.notify_all()
-            try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(
-                        lambda: (
-                            self._coordinator.all_submitted()
-                            or self._coordinator.phase is Phase.FINISHED
-                        )
-                    ),
-                    deadline_s,
-                )
-            except TimeoutError:
-                log.warning("round deadline reached", extra={"round": number})
-            if self._coordinator.phase is Phase.FINISHED:
+            if secure is None:
+                await self._wait(coordinator.all_submitted, deadline_s, number)
+            else:
+                await self._run_secure_steps(secure, deadline_s, number)
+            if coordinator.phase is Phase.FINISHED:
                 raise FederationFinished(f"the federation was finished during round {number}")
-            outcome = self._coordinator.close_round()
+            outcome = coordinator.close_round()
             self._changed.notify_all()
         return outcome
+
+    async def _wait(self, done: Callable[[], bool], timeout_s: float, number: int) -> None:
+        """Wait (holding the condition) until ``done`` or the federation finishes or time is up."""
+        try:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: done() or self._coordinator.phase is Phase.FINISHED),
+                timeout_s,
+            )
+        except TimeoutError:
+            log.warning("round step timed out", extra={"round": number})
+
+    async def _run_secure_steps(self, secure: SecureRound, deadline_s: float, number: int) -> None:
+        timeout = deadline_s
+        while secure.step is not SecureStep.DONE and self._coordinator.phase is not Phase.FINISHED:
+            await self._wait(lambda: not secure.pending(), timeout, number)
+            step = secure.step
+            secure.close_step()
+            log.info("secure step closed", extra={"round": number, "step": step.value})
+            self._changed.notify_all()
+            timeout = secure.settings.phase_seconds
 
     async def finish(self) -> None:
         """End the federation: pending long polls return FINISHED and hospitals exit."""
@@ -142,9 +189,10 @@ class FederationServer(pb_grpc.FederationServicer):
     async def Join(  # noqa: N802 - gRPC method names are fixed by the proto
         self, request: pb.JoinRequest, context: grpc.aio.ServicerContext
     ) -> pb.JoinResponse:
+        hospital, _ = await self._caller(context)
         await self._guard(
             context,
-            lambda: self._coordinator.join(request.hospital, num_samples=request.num_samples),
+            lambda: self._coordinator.join(hospital, num_samples=request.num_samples),
         )
         await self._notify()
         return pb.JoinResponse(
@@ -155,7 +203,8 @@ class FederationServer(pb_grpc.FederationServicer):
         self, request: pb.RoundStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.RoundStatus:
         coordinator = self._coordinator
-        await self._guard(context, lambda: coordinator.view(request.hospital, now=self._clock()))
+        hospital, _ = await self._caller(context)
+        await self._guard(context, lambda: coordinator.view(hospital, now=self._clock()))
 
         def ready() -> bool:
             return coordinator.phase is Phase.FINISHED or (
@@ -166,20 +215,24 @@ class FederationServer(pb_grpc.FederationServicer):
         async with self._changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait_for(ready), wait)
-        view = coordinator.view(request.hospital, now=self._clock())
-        return pb.RoundStatus(
+        view = coordinator.view(hospital, now=self._clock())
+        status = pb.RoundStatus(
             round=view.round,
             phase=_PHASES[view.phase],
             selected=view.selected,
             seconds_left=view.seconds_left,
             total_rounds=view.total_rounds,
         )
+        if view.secure is not None:
+            status.secure.CopyFrom(secure_codec.assignment_to_proto(view.secure))
+        return status
 
     async def GetGlobalModel(  # noqa: N802
         self, request: pb.GlobalModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.GlobalModel:
+        hospital, _ = await self._caller(context)
         state = await self._guard(
-            context, lambda: self._coordinator.model_for(request.hospital, request.round)
+            context, lambda: self._coordinator.model_for(hospital, request.round)
         )
         return pb.GlobalModel(round=request.round, tensors=to_proto(encode_state(state)))
 
@@ -187,20 +240,14 @@ class FederationServer(pb_grpc.FederationServicer):
         self, request: pb.UpdateRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpdateReceipt:
         started = time.perf_counter()
+        hospital, _ = await self._caller(context)
         blobs = from_proto(request.tensors)
-        report = HospitalReport(
-            num_samples=request.num_samples,
-            epsilon=request.epsilon if request.HasField("epsilon") else None,
-            train_seconds=request.train_seconds,
-            serialize_seconds=request.serialize_seconds,
-            loss=request.loss,
-            update_bytes=state_nbytes(blobs),
-        )
+        report = secure_codec.report_from_proto(request.report, update_bytes=state_nbytes(blobs))
 
         def accept() -> tuple[int, int]:
             update = decode_state(blobs)
             return self._coordinator.submit(
-                request.hospital, request.round, update, report, now=self._clock()
+                hospital, request.round, update, report, now=self._clock()
             )
 
         received, expected = await self._guard(context, accept)
@@ -211,6 +258,102 @@ class FederationServer(pb_grpc.FederationServicer):
             expected=expected,
             server_seconds=time.perf_counter() - started,
         )
+
+    # -- secure aggregation ---------------------------------------------------------------
+
+    async def _after_step(self, context: grpc.aio.ServicerContext, step: SecureStep) -> SecureRound:
+        """Hold the call until the round's secure step ``step`` has closed.
+
+        Returns the round's secure sums as they were when the call came in: if the step's
+        closing aborted the caller's bucket, the round may already be closed, and asking that
+        object is how the caller learns its round was aborted rather than "not open".
+        """
+        secure = self._coordinator.secure_round
+        if secure is None:
+            raise AssertionError("a secure step was accepted outside a secure round")
+
+        def closed() -> bool:
+            current = self._coordinator.secure_round
+            return current is not secure or current is None or current.step is not step
+
+        async with self._changed:
+            self._changed.notify_all()  # the server may be waiting for this very message
+            await self._changed.wait_for(
+                lambda: closed() or self._coordinator.phase is Phase.FINISHED
+            )
+        if self._coordinator.phase is Phase.FINISHED:
+            await self._guard(context, self._raise_finished)
+        return secure
+
+    @staticmethod
+    def _raise_finished() -> None:
+        raise FederationFinished("the federation finished during a secure round")
+
+    async def AdvertiseKeys(  # noqa: N802
+        self, request: pb.AdvertiseKeysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.NeighbourKeys:
+        hospital, certificate = await self._caller(context)
+        advert = secure_codec.advert_from_proto(request.advert)
+        await self._guard(
+            context,
+            lambda: self._coordinator.secure_advertise(
+                hospital, request.round, advert, certificate=certificate
+            ),
+        )
+        secure = await self._after_step(context, SecureStep.ADVERTISE)
+        adverts = await self._guard(context, lambda: secure.adverts_for(hospital))
+        return pb.NeighbourKeys(
+            round=request.round, adverts=[secure_codec.advert_to_proto(a) for a in adverts]
+        )
+
+    async def ShareKeys(  # noqa: N802
+        self, request: pb.ShareKeysRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RoutedShares:
+        hospital, _ = await self._caller(context)
+        shares = [secure_codec.share_from_proto(share) for share in request.shares]
+        await self._guard(
+            context, lambda: self._coordinator.secure_share(hospital, request.round, shares)
+        )
+        secure = await self._after_step(context, SecureStep.SHARE)
+        routed = await self._guard(context, lambda: secure.shares_for(hospital))
+        return pb.RoutedShares(
+            round=request.round, shares=[secure_codec.share_to_proto(s) for s in routed]
+        )
+
+    async def SubmitMaskedUpdate(  # noqa: N802
+        self, request: pb.MaskedUpdateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UnmaskRequest:
+        hospital, _ = await self._caller(context)
+        report = secure_codec.report_from_proto(request.report, update_bytes=len(request.masked))
+
+        def accept() -> None:
+            masked = secure_codec.masked_from_bytes(request.masked)
+            self._coordinator.secure_upload(hospital, request.round, masked, report)
+
+        await self._guard(context, accept)
+        secure = await self._after_step(context, SecureStep.MASK)
+        survivors, dropped = await self._guard(context, lambda: secure.unmask_request_for(hospital))
+        return pb.UnmaskRequest(round=request.round, survivors=survivors, dropped=dropped)
+
+    async def Unmask(  # noqa: N802
+        self, request: pb.UnmaskResponse, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateReceipt:
+        hospital, _ = await self._caller(context)
+        shares = [secure_codec.unmask_share_from_proto(share) for share in request.shares]
+        await self._guard(
+            context, lambda: self._coordinator.secure_unmask(hospital, request.round, shares)
+        )
+        await self._notify()
+        survivors, _ = await self._guard(
+            context, lambda: self._coordinator.secure_unmask_request(hospital, request.round)
+        )
+        return pb.UpdateReceipt(
+            round=request.round, received=len(survivors), expected=len(survivors)
+        )
+
+    async def _caller(self, context: grpc.aio.ServicerContext) -> tuple[str, bytes]:
+        """The calling hospital, from its verified client certificate."""
+        return await self._guard(context, lambda: tls.caller_identity(context))
 
     async def _guard(self, context: grpc.aio.ServicerContext, action: Callable[[], T]) -> T:
         """Run a coordinator call; a domain error becomes its gRPC status and nothing changes."""

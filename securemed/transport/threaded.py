@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from securemed.federation.coordinator import FederationCoordinator
+from securemed.pki import FederationIdentity
 from securemed.transport.server import FederationServer
 
 T = TypeVar("T")
@@ -22,13 +23,24 @@ class ThreadedFederationServer:
     """Starts serving on ``host`` at a free port on construction; ``close`` stops it."""
 
     def __init__(
-        self, coordinator: FederationCoordinator, *, max_message_bytes: int, host: str = "127.0.0.1"
+        self,
+        coordinator: FederationCoordinator,
+        *,
+        identity: FederationIdentity,
+        max_message_bytes: int,
+        host: str = "127.0.0.1",
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self.server = FederationServer(coordinator, max_message_bytes=max_message_bytes)
-        self.port = self.call(self.server.start(host=host, port=0))
+        self.server = FederationServer(
+            coordinator, identity=identity, max_message_bytes=max_message_bytes
+        )
+        try:
+            self.port = self.call(self.server.start(host=host, port=0))
+        except BaseException:
+            self._stop_loop()
+            raise
         self.target = f"{host}:{self.port}"
 
     def __enter__(self) -> ThreadedFederationServer:
@@ -47,6 +59,9 @@ class ThreadedFederationServer:
     def close(self) -> None:
         if self._thread.is_alive():
             self.call(self.server.stop(grace_s=0.1))
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
-            self._loop.close()
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()

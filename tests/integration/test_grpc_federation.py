@@ -1,7 +1,8 @@
 """The aggregator's gRPC server and the hospital's client over real gRPC on 127.0.0.1.
 
 No Ray here: the server runs on an asyncio loop in a thread, as it does inside the actor.
-Every refusal must carry a clear status, change nothing, and leave the server serving others.
+Every connection is mutual TLS with the session's test PKI. Every refusal must carry a clear
+status, change nothing, and leave the server serving others.
 """
 
 import asyncio
@@ -19,7 +20,8 @@ from securemed.errors import (
     StaleRound,
     UnknownHospital,
 )
-from securemed.federation.coordinator import FederationCoordinator, Phase
+from securemed.federation.coordinator import FederationCoordinator, HospitalReport, Phase
+from securemed.transport import tls
 from securemed.transport.client import FederationClient
 from securemed.transport.federation.v1 import federation_pb2 as pb
 from securemed.transport.federation.v1 import federation_pb2_grpc as pb_grpc
@@ -29,28 +31,31 @@ HOSPITALS = ["hospital-1", "hospital-2"]
 LIMIT = 64 * 1024
 
 
-def _server(**coordinator_args):
+def _server(pki, **coordinator_args):
     coordinator = FederationCoordinator(
         hospitals=HOSPITALS,
         global_state={"w": torch.zeros(4, 4), "b": torch.zeros(4)},
         total_rounds=3,
         **coordinator_args,
     )
-    return ThreadedFederationServer(coordinator, max_message_bytes=LIMIT)
+    return ThreadedFederationServer(coordinator, identity=pki.aggregator, max_message_bytes=LIMIT)
+
+
+def _client(running, pki, name, *, limit=LIMIT, timeout_s=10):
+    return FederationClient(
+        running.target, pki.identity(name), max_message_bytes=limit, timeout_s=timeout_s
+    )
 
 
 @pytest.fixture
-def running():
-    with _server() as server:
+def running(pki):
+    with _server(pki) as server:
         yield server
 
 
 @pytest.fixture
-def clients(running):
-    made = [
-        FederationClient(running.target, name, max_message_bytes=LIMIT, timeout_s=10)
-        for name in HOSPITALS
-    ]
+def clients(running, pki):
+    made = [_client(running, pki, name) for name in HOSPITALS]
     for client in made:
         client.join(num_samples=10)
     yield made
@@ -63,13 +68,23 @@ def _update(value, shape=(4, 4)):
 
 
 def _submit(client, round_number, update, num_samples=10):
-    return client.submit_update(
-        round_number, update, num_samples=num_samples, epsilon=0.5, train_seconds=0.1, loss=0.3
+    report = HospitalReport(
+        num_samples=num_samples,
+        epsilon=0.5,
+        train_seconds=0.1,
+        serialize_seconds=0.0,
+        loss=0.3,
+        update_bytes=0,
     )
+    return client.submit_update(round_number, update, report)
 
 
-def _raw_stub(running):
-    channel = grpc.insecure_channel(running.target)
+def _raw_stub(running, identity):
+    channel = grpc.secure_channel(
+        running.target,
+        tls.channel_credentials(identity),
+        options=tls.channel_name_options(tls.DEFAULT_SERVER_NAME),
+    )
     return channel, pb_grpc.FederationStub(channel)
 
 
@@ -134,15 +149,17 @@ GOOD_WEIGHT = {"name": "w", "dtype": "float32", "shape": [4, 4], "data": bytes(6
     ],
     ids=["wrong-shape", "wrong-rank", "wrong-dtype", "truncated", "nan", "inf"],
 )
-def test_malformed_update_gets_invalid_argument_and_others_still_count(running, clients, override):
+def test_malformed_update_gets_invalid_argument_and_others_still_count(
+    running, clients, pki, override
+):
     pending = running.spawn(running.server.run_round(deadline_s=20))
     clients[0].round_status(after_round=0, wait_s=5)
     weight = pb.Tensor(**{**GOOD_WEIGHT, **override})
     bias = pb.Tensor(name="b", dtype="float32", shape=[4], data=bytes(16))
     request = pb.UpdateRequest(
-        hospital="hospital-1", round=1, num_samples=10, tensors=[weight, bias]
+        round=1, tensors=[weight, bias], report=pb.UpdateReport(num_samples=10)
     )
-    channel, stub = _raw_stub(running)
+    channel, stub = _raw_stub(running, pki.identity("hospital-1"))
     with channel, pytest.raises(grpc.RpcError) as raised:
         stub.SubmitUpdate(request, timeout=5)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -154,11 +171,11 @@ def test_malformed_update_gets_invalid_argument_and_others_still_count(running, 
     assert torch.allclose(running.server.coordinator.global_state["w"], torch.full((4, 4), 2.0))
 
 
-def test_stale_round_number_gets_failed_precondition(running, clients):
+def test_stale_round_number_gets_failed_precondition(running, clients, pki):
     pending = running.spawn(running.server.run_round(deadline_s=20))
     clients[0].round_status(after_round=0, wait_s=5)
-    channel, stub = _raw_stub(running)
-    request = pb.GlobalModelRequest(hospital="hospital-1", round=7)
+    channel, stub = _raw_stub(running, pki.identity("hospital-1"))
+    request = pb.GlobalModelRequest(round=7)
     with channel, pytest.raises(grpc.RpcError) as raised:
         stub.GetGlobalModel(request, timeout=5)
     assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -169,20 +186,22 @@ def test_stale_round_number_gets_failed_precondition(running, clients):
     assert pending.result(10).participants == tuple(HOSPITALS)
 
 
-def test_unknown_hospital_gets_permission_denied(running, clients):
-    intruder = FederationClient(running.target, "intruder", max_message_bytes=LIMIT, timeout_s=5)
+def test_a_certified_non_member_gets_permission_denied(running, clients, pki):
+    intruder = _client(running, pki, "intruder", timeout_s=5)
     with intruder, pytest.raises(UnknownHospital, match="not a member"):
         intruder.join(num_samples=10)
-    channel, stub = _raw_stub(running)
+    channel, stub = _raw_stub(running, pki.identity("intruder"))
     with channel, pytest.raises(grpc.RpcError) as raised:
-        stub.Join(pb.JoinRequest(hospital="intruder", num_samples=1), timeout=5)
+        stub.Join(pb.JoinRequest(num_samples=1), timeout=5)
     assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-def test_oversized_message_gets_resource_exhausted_and_server_keeps_serving(running, clients):
+def test_oversized_message_gets_resource_exhausted_and_server_keeps_serving(
+    running, clients, pki
+):
     pending = running.spawn(running.server.run_round(deadline_s=20))
     clients[0].round_status(after_round=0, wait_s=5)
-    big = FederationClient(running.target, "hospital-1", max_message_bytes=4 * LIMIT, timeout_s=5)
+    big = _client(running, pki, "hospital-1", limit=4 * LIMIT, timeout_s=5)
     with big, pytest.raises(grpc.RpcError) as raised:
         _submit(big, 1, {"w": torch.zeros(128, 128), "b": torch.zeros(4)})
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -202,12 +221,9 @@ def test_client_raises_domain_errors_for_refusals(running, clients):
     assert clients[1].round_status(after_round=1, wait_s=5).phase is Phase.FINISHED
 
 
-def test_participation_fraction_tells_unselected_hospitals(tmp_path):
-    with _server(participation=0.5, seed=3) as running:
-        made = [
-            FederationClient(running.target, n, max_message_bytes=LIMIT, timeout_s=5)
-            for n in HOSPITALS
-        ]
+def test_participation_fraction_tells_unselected_hospitals(pki):
+    with _server(pki, participation=0.5, seed=3) as running:
+        made = [_client(running, pki, n, timeout_s=5) for n in HOSPITALS]
         for client in made:
             client.join(num_samples=5)
         pending = running.spawn(running.server.run_round(deadline_s=20))

@@ -41,3 +41,11 @@ def test_smoke_run_writes_step_ratio_and_round_split(tmp_path: Path) -> None:
     assert all(value >= 0 for value in split["time_split_s"].values())
     assert split["time_split_s"]["local_training_s"] > 0
     assert split["update_bytes_per_hospital"] > 0
+    secure = written["secure_round"]
+    assert secure["ratio"] == secure["secure_round_s"] / secure["plain_round_s"]
+    assert [row["hospitals"] for row in written["secagg_protocol"]] == [3, 8]
+    for row in written["secagg_protocol"]:
+        assert row["client_bytes_sent_mean"] > row["plain_client_bytes_sent"]
+        assert row["server_seconds"] > 0 and row["plain_server_seconds"] > 0
+    assert written["secagg_unmask"]["dropped"] == 1
+    assert written["secagg_masks"]["mask_generator_gb_per_s"] > 0

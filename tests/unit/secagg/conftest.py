@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from securemed.pki import init_pki
-from securemed.secagg.local import Identity
+from securemed.pki import init_pki, load_identity
 
 HOSPITALS = tuple(f"hospital-{i:02d}" for i in range(1, 25))
 
@@ -16,13 +15,7 @@ class Federation:
     def __init__(self, root: Path) -> None:
         self.layout = init_pki(root, HOSPITALS)
         self.ca_pem = self.layout.ca_cert.read_bytes()
-        self.identities = {
-            name: Identity(
-                self.layout.hospital_key(name).read_bytes(),
-                self.layout.hospital_cert(name).read_bytes(),
-            )
-            for name in HOSPITALS
-        }
+        self.identities = {name: load_identity(self.layout, name) for name in HOSPITALS}
 
 
 @pytest.fixture(scope="session")

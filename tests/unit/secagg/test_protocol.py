@@ -35,7 +35,7 @@ def test_masks_cancel_exactly_in_the_sum(federation, count: int, neighbours: int
     names = HOSPITALS[:count]
     levels = _levels(names, 5000)
     params = SecAggParams.for_round(count, neighbours=neighbours)
-    result, _ = run_local_round(levels, params, federation.identities, federation.ca_pem)
+    result, _ = run_local_round(levels, params, federation.identities)
     assert result.survivors == names and result.dropped == ()
     assert np.array_equal(result.levels, _plain_sum(levels, names))
 
@@ -45,9 +45,7 @@ def test_hospitals_that_drop_after_sharing_are_recovered(federation) -> None:
     levels = _levels(names, 3000, seed=1)
     params = SecAggParams.for_round(12, neighbours=6, threshold=4)
     gone = {"hospital-02", "hospital-07"}
-    result, _ = run_local_round(
-        levels, params, federation.identities, federation.ca_pem, drop_after_sharing=gone
-    )
+    result, _ = run_local_round(levels, params, federation.identities, drop_after_sharing=gone)
     survivors = tuple(name for name in names if name not in gone)
     assert result.survivors == survivors and set(result.dropped) == gone
     assert np.array_equal(result.levels, _plain_sum(levels, survivors))
@@ -63,7 +61,6 @@ def test_survivors_that_stop_answering_before_unmasking_still_count_if_enough_sh
         levels,
         params,
         federation.identities,
-        federation.ca_pem,
         drop_before_unmask={"hospital-01", "hospital-03"},
     )
     assert np.array_equal(result.levels, _plain_sum(levels, names))
@@ -77,7 +74,6 @@ def test_below_the_threshold_the_round_aborts(federation) -> None:
             _levels(names, 100),
             params,
             federation.identities,
-            federation.ca_pem,
             drop_after_sharing=set(names[:3]),
         )
 
@@ -90,7 +86,6 @@ def test_too_few_unmask_answers_abort_instead_of_guessing(federation) -> None:
             _levels(names, 100),
             params,
             federation.identities,
-            federation.ca_pem,
             drop_before_unmask=set(names[:3]),
         )
 
@@ -104,7 +99,6 @@ def test_a_masked_upload_is_indistinguishable_from_uniform(federation) -> None:
         levels,
         SecAggParams.for_round(4),
         federation.identities,
-        federation.ca_pem,
         observer=lambda label, v: uploads.append(v.copy()) if label == "masked upload" else None,
     )
     assert len(uploads) == 4
@@ -122,7 +116,6 @@ def test_the_aggregator_never_holds_an_individual_update(federation) -> None:
         levels,
         SecAggParams.for_round(6, threshold=3),
         federation.identities,
-        federation.ca_pem,
         drop_after_sharing={"hospital-04"},
         observer=lambda label, v: held.append((label, v.copy())),
     )
@@ -150,9 +143,7 @@ def _round(federation, count: int = 4, **kwargs):
             name,
             info,
             params,
-            signing_key_pem=federation.identities[name].key_pem,
-            certificate_pem=federation.identities[name].certificate_pem,
-            ca_pem=federation.ca_pem,
+            federation.identities[name],
         )
         for name in names
     }
@@ -235,9 +226,7 @@ def test_a_client_refuses_a_neighbour_certified_by_another_ca(
         "hospital-02",
         info,
         params,
-        signing_key_pem=foreign_federation.identities["hospital-02"].key_pem,
-        certificate_pem=foreign_federation.identities["hospital-02"].certificate_pem,
-        ca_pem=foreign_federation.ca_pem,
+        foreign_federation.identities["hospital-02"],
     )
     adverts = [impostor.advertise()]
     adverts += [clients[n].advertise() for n in ("hospital-03", "hospital-04")]

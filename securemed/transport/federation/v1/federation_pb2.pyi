@@ -31,12 +31,10 @@ class Tensor(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
-    __slots__ = ("hospital", "num_samples")
-    HOSPITAL_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("num_samples",)
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
-    hospital: str
     num_samples: int
-    def __init__(self, hospital: _Optional[str] = ..., num_samples: _Optional[int] = ...) -> None: ...
+    def __init__(self, num_samples: _Optional[int] = ...) -> None: ...
 
 class JoinResponse(_message.Message):
     __slots__ = ("total_rounds", "current_round")
@@ -47,36 +45,58 @@ class JoinResponse(_message.Message):
     def __init__(self, total_rounds: _Optional[int] = ..., current_round: _Optional[int] = ...) -> None: ...
 
 class RoundStatusRequest(_message.Message):
-    __slots__ = ("hospital", "after_round", "wait_seconds")
-    HOSPITAL_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("after_round", "wait_seconds")
     AFTER_ROUND_FIELD_NUMBER: _ClassVar[int]
     WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    hospital: str
     after_round: int
     wait_seconds: float
-    def __init__(self, hospital: _Optional[str] = ..., after_round: _Optional[int] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+    def __init__(self, after_round: _Optional[int] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
 
 class RoundStatus(_message.Message):
-    __slots__ = ("round", "phase", "selected", "seconds_left", "total_rounds")
+    __slots__ = ("round", "phase", "selected", "seconds_left", "total_rounds", "secure")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     SELECTED_FIELD_NUMBER: _ClassVar[int]
     SECONDS_LEFT_FIELD_NUMBER: _ClassVar[int]
     TOTAL_ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    SECURE_FIELD_NUMBER: _ClassVar[int]
     round: int
     phase: RoundPhase
     selected: bool
     seconds_left: float
     total_rounds: int
-    def __init__(self, round: _Optional[int] = ..., phase: _Optional[_Union[RoundPhase, str]] = ..., selected: _Optional[bool] = ..., seconds_left: _Optional[float] = ..., total_rounds: _Optional[int] = ...) -> None: ...
+    secure: SecureRound
+    def __init__(self, round: _Optional[int] = ..., phase: _Optional[_Union[RoundPhase, str]] = ..., selected: _Optional[bool] = ..., seconds_left: _Optional[float] = ..., total_rounds: _Optional[int] = ..., secure: _Optional[_Union[SecureRound, _Mapping]] = ...) -> None: ...
+
+class SecureRound(_message.Message):
+    __slots__ = ("round_id", "participants", "neighbours", "threshold", "min_survivors", "clip", "bits", "norm_bound", "noise_stddev", "phase_seconds")
+    ROUND_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_SURVIVORS_FIELD_NUMBER: _ClassVar[int]
+    CLIP_FIELD_NUMBER: _ClassVar[int]
+    BITS_FIELD_NUMBER: _ClassVar[int]
+    NORM_BOUND_FIELD_NUMBER: _ClassVar[int]
+    NOISE_STDDEV_FIELD_NUMBER: _ClassVar[int]
+    PHASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    round_id: bytes
+    participants: _containers.RepeatedScalarFieldContainer[str]
+    neighbours: int
+    threshold: int
+    min_survivors: int
+    clip: float
+    bits: int
+    norm_bound: float
+    noise_stddev: float
+    phase_seconds: float
+    def __init__(self, round_id: _Optional[bytes] = ..., participants: _Optional[_Iterable[str]] = ..., neighbours: _Optional[int] = ..., threshold: _Optional[int] = ..., min_survivors: _Optional[int] = ..., clip: _Optional[float] = ..., bits: _Optional[int] = ..., norm_bound: _Optional[float] = ..., noise_stddev: _Optional[float] = ..., phase_seconds: _Optional[float] = ...) -> None: ...
 
 class GlobalModelRequest(_message.Message):
-    __slots__ = ("hospital", "round")
-    HOSPITAL_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("round",)
     ROUND_FIELD_NUMBER: _ClassVar[int]
-    hospital: str
     round: int
-    def __init__(self, hospital: _Optional[str] = ..., round: _Optional[int] = ...) -> None: ...
+    def __init__(self, round: _Optional[int] = ...) -> None: ...
 
 class GlobalModel(_message.Message):
     __slots__ = ("round", "tensors")
@@ -86,25 +106,33 @@ class GlobalModel(_message.Message):
     tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
     def __init__(self, round: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
 
-class UpdateRequest(_message.Message):
-    __slots__ = ("hospital", "round", "num_samples", "tensors", "epsilon", "train_seconds", "serialize_seconds", "loss")
-    HOSPITAL_FIELD_NUMBER: _ClassVar[int]
-    ROUND_FIELD_NUMBER: _ClassVar[int]
+class UpdateReport(_message.Message):
+    __slots__ = ("num_samples", "epsilon", "train_seconds", "serialize_seconds", "loss", "update_norm", "privacy_unit")
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
-    TENSORS_FIELD_NUMBER: _ClassVar[int]
     EPSILON_FIELD_NUMBER: _ClassVar[int]
     TRAIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SERIALIZE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
-    hospital: str
-    round: int
+    UPDATE_NORM_FIELD_NUMBER: _ClassVar[int]
+    PRIVACY_UNIT_FIELD_NUMBER: _ClassVar[int]
     num_samples: int
-    tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
     epsilon: float
     train_seconds: float
     serialize_seconds: float
     loss: float
-    def __init__(self, hospital: _Optional[str] = ..., round: _Optional[int] = ..., num_samples: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., epsilon: _Optional[float] = ..., train_seconds: _Optional[float] = ..., serialize_seconds: _Optional[float] = ..., loss: _Optional[float] = ...) -> None: ...
+    update_norm: float
+    privacy_unit: str
+    def __init__(self, num_samples: _Optional[int] = ..., epsilon: _Optional[float] = ..., train_seconds: _Optional[float] = ..., serialize_seconds: _Optional[float] = ..., loss: _Optional[float] = ..., update_norm: _Optional[float] = ..., privacy_unit: _Optional[str] = ...) -> None: ...
+
+class UpdateRequest(_message.Message):
+    __slots__ = ("round", "tensors", "report")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    TENSORS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
+    report: UpdateReport
+    def __init__(self, round: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., report: _Optional[_Union[UpdateReport, _Mapping]] = ...) -> None: ...
 
 class UpdateReceipt(_message.Message):
     __slots__ = ("round", "received", "expected", "server_seconds")
@@ -117,3 +145,97 @@ class UpdateReceipt(_message.Message):
     expected: int
     server_seconds: float
     def __init__(self, round: _Optional[int] = ..., received: _Optional[int] = ..., expected: _Optional[int] = ..., server_seconds: _Optional[float] = ...) -> None: ...
+
+class KeyAdvert(_message.Message):
+    __slots__ = ("hospital", "c_public", "s_public", "signature", "certificate_pem")
+    HOSPITAL_FIELD_NUMBER: _ClassVar[int]
+    C_PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    S_PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    hospital: str
+    c_public: bytes
+    s_public: bytes
+    signature: bytes
+    certificate_pem: bytes
+    def __init__(self, hospital: _Optional[str] = ..., c_public: _Optional[bytes] = ..., s_public: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., certificate_pem: _Optional[bytes] = ...) -> None: ...
+
+class AdvertiseKeysRequest(_message.Message):
+    __slots__ = ("round", "advert")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    ADVERT_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    advert: KeyAdvert
+    def __init__(self, round: _Optional[int] = ..., advert: _Optional[_Union[KeyAdvert, _Mapping]] = ...) -> None: ...
+
+class NeighbourKeys(_message.Message):
+    __slots__ = ("round", "adverts")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    ADVERTS_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    adverts: _containers.RepeatedCompositeFieldContainer[KeyAdvert]
+    def __init__(self, round: _Optional[int] = ..., adverts: _Optional[_Iterable[_Union[KeyAdvert, _Mapping]]] = ...) -> None: ...
+
+class EncryptedShare(_message.Message):
+    __slots__ = ("sender", "recipient", "ciphertext")
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    CIPHERTEXT_FIELD_NUMBER: _ClassVar[int]
+    sender: str
+    recipient: str
+    ciphertext: bytes
+    def __init__(self, sender: _Optional[str] = ..., recipient: _Optional[str] = ..., ciphertext: _Optional[bytes] = ...) -> None: ...
+
+class ShareKeysRequest(_message.Message):
+    __slots__ = ("round", "shares")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    shares: _containers.RepeatedCompositeFieldContainer[EncryptedShare]
+    def __init__(self, round: _Optional[int] = ..., shares: _Optional[_Iterable[_Union[EncryptedShare, _Mapping]]] = ...) -> None: ...
+
+class RoutedShares(_message.Message):
+    __slots__ = ("round", "shares")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    shares: _containers.RepeatedCompositeFieldContainer[EncryptedShare]
+    def __init__(self, round: _Optional[int] = ..., shares: _Optional[_Iterable[_Union[EncryptedShare, _Mapping]]] = ...) -> None: ...
+
+class MaskedUpdateRequest(_message.Message):
+    __slots__ = ("round", "masked", "report")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    MASKED_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    masked: bytes
+    report: UpdateReport
+    def __init__(self, round: _Optional[int] = ..., masked: _Optional[bytes] = ..., report: _Optional[_Union[UpdateReport, _Mapping]] = ...) -> None: ...
+
+class UnmaskRequest(_message.Message):
+    __slots__ = ("round", "survivors", "dropped")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    SURVIVORS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    survivors: _containers.RepeatedScalarFieldContainer[str]
+    dropped: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, round: _Optional[int] = ..., survivors: _Optional[_Iterable[str]] = ..., dropped: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UnmaskShare(_message.Message):
+    __slots__ = ("owner", "kind", "share")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    kind: str
+    share: bytes
+    def __init__(self, owner: _Optional[str] = ..., kind: _Optional[str] = ..., share: _Optional[bytes] = ...) -> None: ...
+
+class UnmaskResponse(_message.Message):
+    __slots__ = ("round", "shares")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    SHARES_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    shares: _containers.RepeatedCompositeFieldContainer[UnmaskShare]
+    def __init__(self, round: _Optional[int] = ..., shares: _Optional[_Iterable[_Union[UnmaskShare, _Mapping]]] = ...) -> None: ...

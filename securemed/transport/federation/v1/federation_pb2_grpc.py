@@ -26,8 +26,7 @@ if _version_not_supported:
 
 
 class FederationStub:
-    """The aggregator's service. Every call names the calling hospital; with mutual TLS its
-    certificate will.
+    """The aggregator's service. The caller is the hospital its client certificate names.
     """
 
     def __init__(self, channel):
@@ -56,11 +55,30 @@ class FederationStub:
                 request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateRequest.SerializeToString,
                 response_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateReceipt.FromString,
                 _registered_method=True)
+        self.AdvertiseKeys = channel.unary_unary(
+                '/securemed.federation.v1.Federation/AdvertiseKeys',
+                request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.AdvertiseKeysRequest.SerializeToString,
+                response_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.NeighbourKeys.FromString,
+                _registered_method=True)
+        self.ShareKeys = channel.unary_unary(
+                '/securemed.federation.v1.Federation/ShareKeys',
+                request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.ShareKeysRequest.SerializeToString,
+                response_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.RoutedShares.FromString,
+                _registered_method=True)
+        self.SubmitMaskedUpdate = channel.unary_unary(
+                '/securemed.federation.v1.Federation/SubmitMaskedUpdate',
+                request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.MaskedUpdateRequest.SerializeToString,
+                response_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UnmaskRequest.FromString,
+                _registered_method=True)
+        self.Unmask = channel.unary_unary(
+                '/securemed.federation.v1.Federation/Unmask',
+                request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UnmaskResponse.SerializeToString,
+                response_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateReceipt.FromString,
+                _registered_method=True)
 
 
 class FederationServicer:
-    """The aggregator's service. Every call names the calling hospital; with mutual TLS its
-    certificate will.
+    """The aggregator's service. The caller is the hospital its client certificate names.
     """
 
     def Join(self, request, context):
@@ -94,6 +112,35 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdvertiseKeys(self, request, context):
+        """Secure aggregation. Each step returns when every hospital of the caller's secure sum has
+        taken it or the step's time is up, with what the next step needs. A bad signature, a
+        replayed round, a share for a non-neighbour is INVALID_ARGUMENT; a step out of order
+        FAILED_PRECONDITION; a second message ALREADY_EXISTS; a round that lost too many
+        hospitals ABORTED (nothing from it is applied; the next round runs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShareKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitMaskedUpdate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unmask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -117,6 +164,26 @@ def add_FederationServicer_to_server(servicer, server):
                     request_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateRequest.FromString,
                     response_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateReceipt.SerializeToString,
             ),
+            'AdvertiseKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvertiseKeys,
+                    request_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.AdvertiseKeysRequest.FromString,
+                    response_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.NeighbourKeys.SerializeToString,
+            ),
+            'ShareKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShareKeys,
+                    request_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.ShareKeysRequest.FromString,
+                    response_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.RoutedShares.SerializeToString,
+            ),
+            'SubmitMaskedUpdate': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitMaskedUpdate,
+                    request_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.MaskedUpdateRequest.FromString,
+                    response_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UnmaskRequest.SerializeToString,
+            ),
+            'Unmask': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unmask,
+                    request_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UnmaskResponse.FromString,
+                    response_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateReceipt.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'securemed.federation.v1.Federation', rpc_method_handlers)
@@ -126,8 +193,7 @@ def add_FederationServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Federation:
-    """The aggregator's service. Every call names the calling hospital; with mutual TLS its
-    certificate will.
+    """The aggregator's service. The caller is the hospital its client certificate names.
     """
 
     @staticmethod
@@ -227,6 +293,114 @@ class Federation:
             target,
             '/securemed.federation.v1.Federation/SubmitUpdate',
             securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateRequest.SerializeToString,
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvertiseKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securemed.federation.v1.Federation/AdvertiseKeys',
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.AdvertiseKeysRequest.SerializeToString,
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.NeighbourKeys.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShareKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securemed.federation.v1.Federation/ShareKeys',
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.ShareKeysRequest.SerializeToString,
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.RoutedShares.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitMaskedUpdate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securemed.federation.v1.Federation/SubmitMaskedUpdate',
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.MaskedUpdateRequest.SerializeToString,
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UnmaskRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unmask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securemed.federation.v1.Federation/Unmask',
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UnmaskResponse.SerializeToString,
             securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateReceipt.FromString,
             options,
             channel_credentials,

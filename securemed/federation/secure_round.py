@@ -1,0 +1,276 @@
+"""One federated round under secure aggregation, on the aggregator: one secure sum per bucket.
+
+With ``bucket_size`` unset, the selected hospitals form one secure sum and the aggregator learns
+only their mean update. With secure bucketing, the aggregator shuffles the selected hospitals
+(with the operating system's random generator, so no hospital can choose its companions) into
+buckets of at least ``bucket_size`` and runs a separate secure sum in each; a robust rule then
+compares bucket means, which a Byzantine hospital can spoil only one of. A bucket that loses
+too many hospitals is aborted on its own; the round aborts only when every bucket did.
+
+All buckets move through the four secure steps together: the transport closes a step when
+every live bucket's hospitals have answered or the step's time is up.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from securemed.errors import ConfigError, ProtocolViolation, RoundAborted
+from securemed.secagg.params import SecAggParams
+from securemed.secagg.protocol import EncryptedShare, KeyAdvert, RoundInfo, UnmaskShare
+from securemed.secagg.quantize import dequantize_sum
+from securemed.secagg.server import Observer, SecAggServer
+
+
+class SecureStep(enum.Enum):
+    ADVERTISE = "advertise"
+    SHARE = "share"
+    MASK = "mask"
+    UNMASK = "unmask"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class SecureSettings:
+    """How the federation runs secure aggregation (see :class:`SecAggParams` for k, t, ...).
+
+    Attributes:
+        norm_bound: L2 bound every hospital enforces on its update before masking (scaling it
+            down if longer); required for client-level DP and advisable with robust rules.
+        noise_multiplier: client-level DP. Each hospital adds Gaussian noise of standard
+            deviation ``noise_multiplier * norm_bound / sqrt(min_survivors)``, so any sum that
+            is released (at least ``min_survivors`` updates) carries noise of at least
+            ``noise_multiplier * norm_bound``: the Gaussian mechanism for one hospital's
+            update, whose sensitivity the norm bound caps.
+        bucket_size: secure bucketing; None runs one secure sum over all selected hospitals.
+        phase_seconds: how long each secure step waits for the slowest hospital.
+    """
+
+    neighbours: int | None = None
+    threshold: int | None = None
+    min_survivors: int | None = None
+    clip: float = 1.0
+    bits: int = 16
+    norm_bound: float | None = None
+    noise_multiplier: float | None = None
+    bucket_size: int | None = None
+    phase_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.noise_multiplier is not None and self.norm_bound is None:
+            raise ConfigError(
+                "client-level DP needs a norm bound: without one a hospital's update has no "
+                "bounded sensitivity and no amount of noise protects it"
+            )
+        if self.bucket_size is not None and self.bucket_size < 2:
+            raise ConfigError(
+                f"secure buckets must hold at least 2 hospitals, got {self.bucket_size}: the "
+                "secure sum of one update is that update, which protects nothing"
+            )
+        if not self.phase_seconds > 0:
+            raise ConfigError("secure aggregation phase_seconds must be positive")
+
+    def bucket_count(self, selected: int) -> int:
+        """How many buckets ``selected`` hospitals make (each at least ``bucket_size``)."""
+        if self.bucket_size is None:
+            return 1
+        return max(1, selected // self.bucket_size)
+
+    def params_for(self, hospitals: int) -> SecAggParams:
+        return SecAggParams.for_round(
+            hospitals,
+            neighbours=self.neighbours
+            if self.neighbours is None
+            else min(self.neighbours, hospitals - 1),
+            threshold=self.threshold,
+            min_survivors=self.min_survivors,
+            clip=self.clip,
+            bits=self.bits,
+        )
+
+    def noise_stddev(self, params: SecAggParams) -> float:
+        """One hospital's share of the client-level DP noise (0 without client-level DP)."""
+        if self.noise_multiplier is None or self.norm_bound is None:
+            return 0.0
+        return self.noise_multiplier * self.norm_bound / math.sqrt(params.min_survivors)
+
+
+@dataclass(frozen=True)
+class SecureAssignment:
+    """What one hospital needs to take part in its bucket's secure sum."""
+
+    info: RoundInfo
+    params: SecAggParams
+    norm_bound: float | None
+    noise_stddev: float
+    phase_seconds: float
+
+
+@dataclass(frozen=True)
+class BucketResult:
+    """A bucket's outcome: the mean of its survivors' updates, or why it was aborted."""
+
+    hospitals: tuple[str, ...]
+    survivors: tuple[str, ...]
+    mean: np.ndarray | None
+    aborted: str | None
+
+
+class SecureRound:
+    """The secure sums of one round.
+
+    Args:
+        number: the round number.
+        selected: the hospitals selected for the round.
+        settings: the federation's secure-aggregation settings.
+        length: coordinates of a flattened update.
+        observer: passed to every bucket's server (tests instrument what it holds).
+    """
+
+    def __init__(
+        self,
+        number: int,
+        selected: Sequence[str],
+        settings: SecureSettings,
+        *,
+        length: int,
+        observer: Observer | None = None,
+    ) -> None:
+        order = list(selected)
+        random.SystemRandom().shuffle(order)
+        count = settings.bucket_count(len(order))
+        buckets = [sorted(order[i::count]) for i in range(count)]
+        self.number = number
+        self.settings = settings
+        self.step = SecureStep.ADVERTISE
+        self._servers: list[SecAggServer] = []
+        self._aborted: dict[int, str] = {}
+        self._bucket_of: dict[str, int] = {}
+        for index, members in enumerate(buckets):
+            info = RoundInfo(
+                round=number, round_id=secrets.token_bytes(16), participants=tuple(members)
+            )
+            self._servers.append(
+                SecAggServer(
+                    info, settings.params_for(len(members)), length=length, observer=observer
+                )
+            )
+            self._bucket_of.update(dict.fromkeys(members, index))
+        self._results: dict[int, np.ndarray] = {}
+
+    @property
+    def buckets(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(server.info.participants for server in self._servers)
+
+    def assignment(self, hospital: str) -> SecureAssignment:
+        server = self._server(hospital)
+        return SecureAssignment(
+            info=server.info,
+            params=server.params,
+            norm_bound=self.settings.norm_bound,
+            noise_stddev=self.settings.noise_stddev(server.params),
+            phase_seconds=self.settings.phase_seconds,
+        )
+
+    def _server(self, hospital: str) -> SecAggServer:
+        if hospital not in self._bucket_of:
+            raise ProtocolViolation(f"{hospital!r} takes no part in secure round {self.number}")
+        index = self._bucket_of[hospital]
+        if index in self._aborted:
+            raise RoundAborted(self._aborted[index])
+        return self._servers[index]
+
+    # -- the four steps, routed to the hospital's bucket --------------------------------------
+
+    def advertise(self, hospital: str, advert: KeyAdvert, *, certificate: bytes) -> None:
+        self._server(hospital).receive_advert(hospital, advert, caller_certificate=certificate)
+
+    def adverts_for(self, hospital: str) -> list[KeyAdvert]:
+        return self._server(hospital).adverts_for(hospital)
+
+    def share(self, hospital: str, shares: Sequence[EncryptedShare]) -> None:
+        self._server(hospital).receive_shares(hospital, shares)
+
+    def shares_for(self, hospital: str) -> list[EncryptedShare]:
+        return self._server(hospital).shares_for(hospital)
+
+    def upload(self, hospital: str, masked: np.ndarray) -> None:
+        self._server(hospital).receive_masked(hospital, masked)
+
+    def unmask_request_for(self, hospital: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        server = self._server(hospital)
+        return server.survivors, server.dropped
+
+    def unmask(self, hospital: str, shares: Sequence[UnmaskShare]) -> None:
+        self._server(hospital).receive_unmask(hospital, shares)
+
+    # -- closing steps ------------------------------------------------------------------------
+
+    def pending(self) -> tuple[str, ...]:
+        """Who the current step still waits for, over every live bucket."""
+        return tuple(
+            name
+            for index, server in enumerate(self._servers)
+            if index not in self._aborted
+            for name in server.pending()
+        )
+
+    def live(self) -> bool:
+        return len(self._aborted) < len(self._servers)
+
+    def close_step(self) -> SecureStep:
+        """End the current step in every live bucket; returns the step now open.
+
+        A bucket that has too few hospitals left is aborted and skipped from then on.
+        """
+        following = {
+            SecureStep.ADVERTISE: SecureStep.SHARE,
+            SecureStep.SHARE: SecureStep.MASK,
+            SecureStep.MASK: SecureStep.UNMASK,
+            SecureStep.UNMASK: SecureStep.DONE,
+        }
+        if self.step is SecureStep.DONE:
+            return self.step
+        for index, server in enumerate(self._servers):
+            if index in self._aborted:
+                continue
+            try:
+                if self.step is SecureStep.ADVERTISE:
+                    server.close_advertising()
+                elif self.step is SecureStep.SHARE:
+                    server.close_sharing()
+                elif self.step is SecureStep.MASK:
+                    server.close_masking()
+                else:
+                    result = server.finish()
+                    self._results[index] = dequantize_sum(
+                        result.levels,
+                        count=len(result.survivors),
+                        clip=server.params.clip,
+                        bits=server.params.bits,
+                    ) / len(result.survivors)
+            except RoundAborted as error:
+                self._aborted[index] = str(error)
+        self.step = following[self.step]
+        return self.step
+
+    def results(self) -> list[BucketResult]:
+        """Every bucket's outcome, once the unmask step has closed."""
+        if self.step is not SecureStep.DONE:
+            raise ProtocolViolation(f"secure round {self.number} has not finished unmasking")
+        return [
+            BucketResult(
+                hospitals=server.info.participants,
+                survivors=server.survivors if index not in self._aborted else (),
+                mean=self._results.get(index),
+                aborted=self._aborted.get(index),
+            )
+            for index, server in enumerate(self._servers)
+        ]

@@ -1,0 +1,96 @@
+"""Mutual TLS 1.3 for the federation's gRPC channels.
+
+Both ends authenticate with certificates from the federation CA (:mod:`securemed.pki`); the
+aggregator requires a client certificate, and takes a hospital's identity from it
+(:func:`caller_identity`), never from a field the hospital sends.
+
+TLS 1.3 only. grpcio 1.85 lets a Python server choose neither a minimum TLS version (the
+option is still an open proposal upstream, grpc/grpc#43080) nor an SSL context. It does honour
+gRPC's ``GRPC_SSL_CIPHER_SUITES`` setting, which governs TLS 1.2 and older only (TLS 1.3 suites
+are fixed by BoringSSL). We set it to a single pre-shared-key suite: gRPC never configures a PSK,
+so no TLS 1.2 handshake can agree on a cipher and every one fails, whatever certificates the
+peer holds, while TLS 1.3 is untouched. gRPC reads the setting once, when it is first imported,
+so this package sets it before it imports ``grpc`` and, for processes where something imported
+``grpc`` first, :func:`refuses_tls12` checks a running server and the server refuses to serve
+if a TLS 1.2 handshake gets past its first message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+
+import grpc
+
+from securemed.errors import UnknownHospital
+from securemed.pki import FederationIdentity
+
+#: what the aggregator's certificate names by default (``pki init --server-name``)
+DEFAULT_SERVER_NAME = "localhost"
+
+_TLS_RECORD_ALERT = 0x15
+
+
+def server_credentials(identity: FederationIdentity) -> grpc.ServerCredentials:
+    """Serve with the aggregator's certificate; require a client certificate from our CA."""
+    return grpc.ssl_server_credentials(
+        [(identity.key_pem, identity.certificate_pem)],
+        root_certificates=identity.ca_pem,
+        require_client_auth=True,
+    )
+
+
+def channel_credentials(identity: FederationIdentity) -> grpc.ChannelCredentials:
+    """Dial with a hospital's certificate; trust only the federation CA for the server."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=identity.ca_pem,
+        private_key=identity.key_pem,
+        certificate_chain=identity.certificate_pem,
+    )
+
+
+def channel_name_options(server_name: str | None) -> list[tuple[str, str]]:
+    """Check the server's certificate for ``server_name`` whatever address is dialled.
+
+    Hospitals often dial an IP address that the aggregator's certificate does not list; the
+    name the certificate does list is then given here (the certificate is still verified).
+    """
+    return [] if server_name is None else [("grpc.ssl_target_name_override", server_name)]
+
+
+def caller_identity(context: grpc.ServicerContext | grpc.aio.ServicerContext) -> tuple[str, bytes]:
+    """The calling hospital's name (its certificate's common name) and its certificate PEM.
+
+    Raises:
+        UnknownHospital: the call carries no verified client certificate (a server without
+            TLS, or a bug): nobody is trusted on their word.
+    """
+    auth = context.auth_context()
+    names = auth.get("x509_common_name", [])
+    certificates = auth.get("x509_pem_cert", [])
+    if len(names) != 1 or len(certificates) != 1:
+        raise UnknownHospital("the call carries no verified client certificate")
+    return names[0].decode(), certificates[0]
+
+
+def refuses_tls12(host: str, port: int, *, timeout_s: float = 5.0) -> bool:
+    """Whether the server at ``host:port`` answers a TLS 1.2 ClientHello with an alert.
+
+    Sends a real TLS 1.2-only ClientHello (Python's ``ssl`` through a memory BIO) and reads
+    the first record back: a ServerHello means TLS 1.2 was accepted, an alert that it was not.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    with socket.create_connection((host, port), timeout=timeout_s) as connection:
+        connection.sendall(outgoing.read())
+        first = connection.recv(1)
+    return not first or first[0] == _TLS_RECORD_ALERT
