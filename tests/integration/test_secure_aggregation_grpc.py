@@ -5,12 +5,8 @@ survivors (and runs the next one), and refuses forged, replayed and misrouted me
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
-import numpy as np
 import pytest
 import torch
 
