@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             privacy=config.privacy,
             total_rounds=config.federation.rounds,
             seed=seed,
+            patient_ids=source.patient_ids("train") if config.privacy.unit == "patient" else None,
         )
     except SecureMedError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -196,9 +196,7 @@ def test_a_certified_non_member_gets_permission_denied(running, clients, pki):
     assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-def test_oversized_message_gets_resource_exhausted_and_server_keeps_serving(
-    running, clients, pki
-):
+def test_oversized_message_gets_resource_exhausted_and_server_keeps_serving(running, clients, pki):
     pending = running.spawn(running.server.run_round(deadline_s=20))
     clients[0].round_status(after_round=0, wait_s=5)
     big = _client(running, pki, "hospital-1", limit=4 * LIMIT, timeout_s=5)

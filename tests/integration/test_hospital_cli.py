@@ -1,5 +1,6 @@
-"""`python -m securemed.hospital`: a hospital outside Ray joins over gRPC and trains on its own
-MedMNIST-layout file; bad input ends with a message and a non-zero status."""
+"""`python -m securemed.hospital`: a hospital outside Ray joins over gRPC with mutual TLS (its
+certificate says who it is) and trains on its own MedMNIST-layout file; bad input ends with a
+message and a non-zero status."""
 
 from __future__ import annotations
 
@@ -41,17 +42,21 @@ def _config(path: Path) -> Path:
         "training": {"batch_size": 8},
         "privacy": {"target_epsilon": 8.0, "accountant": "rdp"},
         "federation": {"hospitals": 1, "rounds": ROUNDS, "max_message_mb": 16},
+        "secure_aggregation": {"enabled": False},  # a federation of one has no sum to hide in
     }
     path.write_text(yaml.safe_dump(config))
     return path
 
 
 def _hospital(
-    target: str, name: str, folder: Path, data: Path | None = None
+    target: str, name: str, folder: Path, pki, data: Path | None = None
 ) -> subprocess.Popen[str]:
-    """Start the hospital CLI on a fresh config (and data file unless ``data`` is given)."""
+    """Start the hospital CLI with ``name``'s certificate on a fresh config (and data file
+    unless ``data`` is given)."""
     data = data if data is not None else _medmnist_file(folder / "chest.npz")
-    args = ["--aggregator", target, "--hospital", name]
+    layout = pki.layout
+    args = ["--aggregator", target, "--cert", str(layout.hospital_cert(name))]
+    args += ["--key", str(layout.hospital_key(name)), "--ca", str(layout.ca_cert)]
     args += ["--config", str(_config(folder / "fed.yaml")), "--data", str(data)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
@@ -64,19 +69,21 @@ def _hospital(
 
 
 @pytest.fixture
-def server():
+def server(pki):
     torch.manual_seed(0)
     initial = build_model("simple_cnn", num_classes=CLASSES).state_dict()
     coordinator = FederationCoordinator(
         hospitals=["hospital-1"], global_state=initial, total_rounds=ROUNDS
     )
-    with ThreadedFederationServer(coordinator, max_message_bytes=LIMIT) as running:
+    with ThreadedFederationServer(
+        coordinator, identity=pki.aggregator, max_message_bytes=LIMIT
+    ) as running:
         yield running, {name: tensor.clone() for name, tensor in initial.items()}
 
 
-def test_hospital_trains_every_round_on_its_own_file(server, tmp_path: Path) -> None:
+def test_hospital_trains_every_round_on_its_own_file(server, pki, tmp_path: Path) -> None:
     running, initial = server
-    process = _hospital(running.target, "hospital-1", tmp_path)
+    process = _hospital(running.target, "hospital-1", tmp_path, pki)
     try:
         running.call(running.server.wait_for_hospitals(1, timeout_s=120), timeout_s=130)
         outcomes = [
@@ -88,27 +95,29 @@ def test_hospital_trains_every_round_on_its_own_file(server, tmp_path: Path) -> 
         process.kill()
     assert process.returncode == 0, err
     assert [o.participants for o in outcomes] == [("hospital-1",)] * ROUNDS
-    assert re.search(r"56 local images, seed \d+;", out)  # train + val; a fresh noise seed
+    assert re.search(
+        r"hospital-1: 56 local images, seed \d+;", out
+    )  # train + val; a fresh noise seed
     assert "round 1: update sent" in out and "round 2: update sent" in out
     assert "federation finished: 2 rounds submitted, 0 missed, epsilon" in out
     final = running.server.coordinator.global_state
     assert any(not torch.equal(final[name], initial[name]) for name in initial)
 
 
-def test_unknown_hospital_is_refused_with_a_message(server, tmp_path: Path) -> None:
+def test_a_certified_non_member_is_refused_with_a_message(server, pki, tmp_path: Path) -> None:
     running, _ = server
-    process = _hospital(running.target, "hospital-9", tmp_path)
+    process = _hospital(running.target, "intruder", tmp_path, pki)
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 1
-    assert err.startswith("error:") and "hospital-9" in err
+    assert err.startswith("error:") and "'intruder' is not a member" in err
     assert "Traceback" not in err
 
 
-def test_unreachable_aggregator_is_a_clear_error(tmp_path: Path) -> None:
+def test_unreachable_aggregator_is_a_clear_error(pki, tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = _hospital(f"127.0.0.1:{port}", "hospital-1", tmp_path)
+    process = _hospital(f"127.0.0.1:{port}", "hospital-1", tmp_path, pki)
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 1
     assert "cannot reach the aggregator" in err and "Traceback" not in err
@@ -121,8 +130,21 @@ def test_unreachable_aggregator_is_a_clear_error(tmp_path: Path) -> None:
         (lambda d: (d / "junk.npz").write_bytes(b"not a zip") and d / "junk.npz", "junk.npz"),
     ],
 )
-def test_bad_data_file_exits_2_before_dialling(tmp_path: Path, make_data, message) -> None:
-    process = _hospital("127.0.0.1:1", "hospital-1", tmp_path, data=make_data(tmp_path))
+def test_bad_data_file_exits_2_before_dialling(pki, tmp_path: Path, make_data, message) -> None:
+    process = _hospital("127.0.0.1:1", "hospital-1", tmp_path, pki, data=make_data(tmp_path))
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 2
     assert err.startswith("error:") and message in err and "Traceback" not in err
+
+
+def test_a_missing_certificate_exits_2_before_dialling(pki, tmp_path: Path) -> None:
+    args = ["--aggregator", "127.0.0.1:1", "--cert", str(tmp_path / "nope.crt")]
+    args += ["--key", str(tmp_path / "nope.key"), "--ca", str(pki.layout.ca_cert)]
+    result = subprocess.run(
+        [sys.executable, "-m", "securemed.hospital", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "nope.crt is missing" in result.stderr and "Traceback" not in result.stderr

@@ -311,3 +311,33 @@ def test_accountant_state_is_refused_when_it_does_not_fit_the_config() -> None:
 def test_unreachable_target_epsilon_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="cannot be met"):
         make_trainer(privacy=dp(target_epsilon=1e-9, noise_multiplier=None))
+
+
+def test_round_plan_says_what_the_next_round_will_add_to_the_accountant() -> None:
+    trainer, model = make_trainer()
+    noise, rate, steps = trainer.round_plan()
+    assert (noise, rate, steps) == (1.0, 0.25, 4)
+    trainer.train_round(model.state_dict())
+    assert sum(entry[2] for entry in trainer.accountant_state()["history"]) == steps
+
+
+def test_raised_noise_is_used_and_accounted_but_never_lowered() -> None:
+    trainer, model = make_trainer()
+    trainer.raise_noise(3.0)
+    trainer.train_round(model.state_dict())
+    assert {entry[0] for entry in trainer.accountant_state()["history"]} == {3.0}
+    with pytest.raises(ConfigError, match="may only rise"):
+        trainer.raise_noise(2.0)
+    without_dp, _ = make_trainer(privacy=PrivacyConfig(enabled=False))
+    with pytest.raises(ConfigError, match="without DP"):
+        without_dp.raise_noise(2.0)
+
+
+def test_unrecorded_rounds_are_charged_as_rounds_of_the_plan() -> None:
+    """After a crash: a round the ledger shows spent costs what a trained round costs."""
+    trained, model = make_trainer()
+    trained.train_round(model.state_dict())
+    charged, _ = make_trainer()
+    charged.account_unrecorded_rounds(1)
+    assert charged.epsilon == pytest.approx(trained.epsilon, rel=1e-9)
+    assert charged.epsilon > 0
