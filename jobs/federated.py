@@ -54,6 +54,7 @@ from securemed.privacy import (
     PrivacyBudget,
     PrivacyLedger,
     RoundPlan,
+    project_epsilon,
     train_central,
 )
 from securemed.transport import CIPHER_SUITES_VARIABLE, TLS12_DISABLED_SUITES
@@ -222,6 +223,49 @@ def budget_decisions(
     return excluded
 
 
+def reserve_client_dp(
+    config: JobConfig, ledger: PrivacyLedger, run_id: str, names: list[str], round_number: int
+) -> dict[str, float]:
+    """Client-level DP: write each hospital's epsilon after this round before the round runs.
+
+    Each round releases one sum carrying Gaussian noise of ``z * norm_bound``, while one
+    hospital's (norm-bounded) update moves it by at most ``norm_bound``: a Gaussian mechanism
+    with noise multiplier ``z`` per round, composed over rounds by the accountant. No
+    amplification by sampling is claimed (selection is seeded, not secret), and every hospital
+    that may be selected is charged, so the figure is an upper bound. It protects a hospital's
+    whole data set, so every patient in it.
+    """
+    z = config.secure_aggregation.client_dp_noise_multiplier
+    assert z is not None
+    spent = {}
+    for name in names:
+        rounds = sum(
+            1
+            for entry in ledger.history(run_id=run_id, hospital=name, mechanism="client-dp")
+            if entry.counted
+        )
+        epsilon = project_epsilon(
+            [(z, 1.0, rounds)] if rounds else [],
+            noise_multiplier=z,
+            sample_rate=1.0,
+            steps=1,
+            delta=config.privacy.delta,
+            accountant=config.privacy.accountant,
+        )
+        ledger.reserve(
+            run_id=run_id,
+            hospital=name,
+            round_number=round_number,
+            mechanism="client-dp",
+            cumulative_epsilon=epsilon,
+            delta=config.privacy.delta,
+            privacy_unit="patient",
+            accountant=config.privacy.accountant,
+        )
+        spent[name] = epsilon
+    return spent
+
+
 def reconcile_with_ledger(
     ledger: PrivacyLedger, run_id: str, hospitals: dict[str, Any], completed: int
 ) -> int:
@@ -343,6 +387,7 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
         if config.privacy.budget is not None
         else None
     )
+    client_dp = config.secure_aggregation.client_dp_noise_multiplier is not None
     max_message_bytes = config.federation.max_message_mb * 1024 * 1024
     aggregator = Aggregator.options(num_cpus=0.25, runtime_env=GRPC_ENV).remote(
         hospitals=names,
@@ -375,7 +420,11 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
 
     for number in range(completed + 1, config.federation.rounds + 1):
         excluded = budget_decisions(config, orchestrator, hospitals, number) if orchestrator else []
+        eligible = [name for name in names if name not in excluded]
+        charged = reserve_client_dp(config, ledger, run_id, eligible, number) if client_dp else {}
         result = ray.get(aggregator.run_round.remote(config.federation.round_deadline_s, excluded))
+        for name in charged:
+            ledger.commit(run_id=run_id, hospital=name, round_number=number, mechanism="client-dp")
         global_state = result["global_state"]
         privacy_states = dict(
             zip(names, ray.get([h.privacy_state.remote() for h in hospitals.values()]), strict=True)
@@ -408,6 +457,9 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
     ledger_spent = {
         name: ledger.spent(run_id=run_id, hospital=name, mechanism="dp-sgd") for name in names
     }
+    client_spent = {
+        name: ledger.spent(run_id=run_id, hospital=name, mechanism="client-dp") for name in names
+    }
     ledger.close()
 
     baseline = None
@@ -432,6 +484,7 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
             "budget_epsilon": config.privacy.budget,
             "epsilon": records[-1]["epsilon"] if records else {},
             "ledger_epsilon": ledger_spent,
+            "client_level_epsilon": client_spent if client_dp else None,
         },
         "secure_aggregation": config.secure_aggregation.enabled,
         "aggregation_rule": config.robust.rule,

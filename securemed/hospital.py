@@ -14,7 +14,6 @@ in the clear: it is bounded in norm, noised for client-level DP if asked, quanti
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import secrets
 import sys
@@ -31,11 +30,11 @@ from securemed.config import DataConfig, load_config
 from securemed.data.from_config import build_source
 from securemed.errors import FederationFinished, RoundAborted, SecureMedError, StaleRound
 from securemed.federation.coordinator import HospitalReport, Phase, RoundView
+from securemed.federation.secure_round import prepare_update
 from securemed.models import build_model
 from securemed.pki import read_identity
 from securemed.privacy import LocalResult, LocalTrainer
 from securemed.secagg import SecAggClient
-from securemed.secagg.quantize import quantize
 from securemed.transport.client import FederationClient
 
 log = logging.getLogger(__name__)
@@ -79,15 +78,12 @@ def secure_submit(
     assignment = view.secure
     if assignment is None:
         raise ValueError("the round does not use secure aggregation")
-    vector = flatten_updates([update])[0][0].numpy()
-    norm = float(np.linalg.norm(vector))
-    if assignment.norm_bound is not None and norm > assignment.norm_bound:
-        vector = vector * (assignment.norm_bound / norm)
-    rng = np.random.default_rng(secrets.randbits(128))
-    if assignment.noise_stddev > 0:
-        vector = vector + rng.normal(0.0, assignment.noise_stddev, size=vector.shape)
+    levels = prepare_update(
+        flatten_updates([update])[0][0].numpy(),
+        assignment,
+        np.random.default_rng(secrets.randbits(128)),
+    )
     params = assignment.params
-    levels = quantize(vector, clip=params.clip, bits=params.bits, rng=rng)
     protocol = SecAggClient(client.hospital, assignment.info, params, client.identity)
     step_s = assignment.phase_seconds
     adverts = client.advertise_keys(
@@ -97,7 +93,7 @@ def secure_submit(
     survivors, dropped = client.submit_masked(
         view.round,
         protocol.mask(levels, routed),
-        dataclasses.replace(report, update_norm=norm),
+        report,
         wait_s=step_s,
     )
     return client.unmask(view.round, protocol.unmask(survivors, dropped))

@@ -25,7 +25,7 @@ import numpy as np
 from securemed.errors import ConfigError, ProtocolViolation, RoundAborted
 from securemed.secagg.params import SecAggParams
 from securemed.secagg.protocol import EncryptedShare, KeyAdvert, RoundInfo, UnmaskShare
-from securemed.secagg.quantize import dequantize_sum
+from securemed.secagg.quantize import dequantize_sum, quantize
 from securemed.secagg.server import Observer, SecAggServer
 
 
@@ -111,6 +111,25 @@ class SecureAssignment:
     norm_bound: float | None
     noise_stddev: float
     phase_seconds: float
+
+
+def prepare_update(
+    vector: np.ndarray, assignment: SecureAssignment, rng: np.random.Generator
+) -> np.ndarray:
+    """A hospital's flattened update made ready for masking: its quantized levels.
+
+    In this order, on the hospital, because the aggregator can check none of it on a masked
+    vector: scale the update down to the norm bound (if any), add this hospital's share of the
+    client-level DP noise (if any), then clip and stochastically quantize into the ring.
+    ``rng`` drives the noise and the rounding: the caller seeds it from the OS.
+    """
+    norm = float(np.linalg.norm(vector))
+    if assignment.norm_bound is not None and norm > assignment.norm_bound:
+        vector = vector * (assignment.norm_bound / norm)
+    if assignment.noise_stddev > 0:
+        vector = vector + rng.normal(0.0, assignment.noise_stddev, size=vector.shape)
+    params = assignment.params
+    return quantize(vector, clip=params.clip, bits=params.bits, rng=rng)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,15 @@ import torch
 from securemed.aggregation import build_rule
 from securemed.errors import AggregationPreconditionError, ConfigError, ProtocolViolation
 from securemed.federation.coordinator import FederationCoordinator, HospitalReport
-from securemed.federation.secure_round import SecureSettings, SecureStep
+from securemed.federation.secure_round import (
+    SecureAssignment,
+    SecureRound,
+    SecureSettings,
+    SecureStep,
+    prepare_update,
+)
 from securemed.secagg import SecAggClient
-from securemed.secagg.quantize import quantize
+from securemed.secagg.quantize import dequantize_sum, quantize
 
 NAMES = [f"hospital-{i}" for i in range(1, 9)]
 
@@ -137,3 +143,31 @@ def test_secure_bucketing_runs_the_robust_rule_across_bucket_means(pki) -> None:
     assert outcome.participants == tuple(NAMES) and len(outcome.buckets) == 4
     # bucket means: three of 0.2, one of 0.6; the median of four is (0.2 + 0.2) / 2
     assert torch.allclose(coordinator.global_state["w"], torch.full((3,), 0.2), atol=1e-4)
+
+
+def _assignment(**settings) -> SecureAssignment:
+    secure = SecureRound(1, NAMES[:4], SecureSettings(**settings), length=1000)
+    return secure.assignment("hospital-1")
+
+
+def test_a_hospital_scales_its_update_down_to_the_norm_bound_before_masking() -> None:
+    assignment = _assignment(norm_bound=1.0, bits=20)
+    vector = np.full(1000, 0.5)  # norm 15.8
+    levels = prepare_update(vector, assignment, np.random.default_rng(0))
+    params = assignment.params
+    decoded = dequantize_sum(levels, count=1, clip=params.clip, bits=params.bits)
+    assert np.linalg.norm(decoded) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_client_level_noise_shares_add_up_to_the_calibrated_noise() -> None:
+    """Each hospital adds N(0, (z C)^2 / min_survivors): any released sum of at least
+    min_survivors shares carries noise of at least z C."""
+    assignment = _assignment(norm_bound=0.5, noise_multiplier=0.8, min_survivors=4, bits=24)
+    assert assignment.noise_stddev == pytest.approx(0.8 * 0.5 / 2)
+    rng = np.random.default_rng(1)
+    params = assignment.params
+    total = np.sum(
+        [prepare_update(np.zeros(1000), assignment, rng) for _ in range(4)], 0, dtype=np.uint32
+    )
+    noise = dequantize_sum(total, count=4, clip=params.clip, bits=params.bits)
+    assert np.std(noise) == pytest.approx(0.8 * 0.5, rel=0.1)
