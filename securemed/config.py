@@ -223,8 +223,13 @@ class JobConfig(_Strict):
                 "secure_aggregation.client_dp_noise_multiplier needs norm_bound: the noise is "
                 "calibrated to it"
             )
-        if secure.enabled and hospitals < 2:
-            raise ValueError("secure aggregation needs at least 2 hospitals")
+        selected = max(1, round(self.federation.participation * hospitals))
+        if secure.enabled and selected < 2:
+            raise ValueError(
+                f"secure aggregation needs at least 2 hospitals a round, but {hospitals} "
+                f"hospitals at participation {self.federation.participation} select {selected}: "
+                "the secure sum of one update is that update"
+            )
         return self
 
 

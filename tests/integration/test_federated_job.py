@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from jobs.federated import run_federation
+from securemed.audit import read_audit_log, verify_audit_log
 from securemed.config import parse_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -17,7 +18,7 @@ def _config(**federation):
             "data": {"train_samples": 900, "test_samples": 400, "seed": 1},
             "partition": {"scheme": "iid", "min_samples": 32},
             "training": {"batch_size": 32, "local_epochs": 2},
-            "privacy": {"target_epsilon": 8.0},
+            "privacy": {"target_epsilon": 8.0, "unit": "record"},
             "federation": {"hospitals": 3, "rounds": 2, **federation},
             "baseline": {"enabled": False},
         }
@@ -46,7 +47,51 @@ def test_three_hospitals_two_rounds_improve_the_global_model(local_ray, tmp_path
 
 
 def test_partial_participation_selects_a_subset_each_round(local_ray, tmp_path):
-    metrics = run_federation(_config(participation=0.34, rounds=2), tmp_path, resume=False)
+    config = _config(participation=0.34, rounds=2)
+    config = config.model_copy(
+        update={
+            "secure_aggregation": config.secure_aggregation.model_copy(update={"enabled": False})
+        }
+    )
+    metrics = run_federation(config, tmp_path, resume=False)
     for entry in metrics["rounds"]:
         assert len(entry["selected"]) == 1
         assert entry["participants"] == entry["selected"]
+
+
+def test_secure_bucketing_robust_rule_client_dp_and_an_attacker_flagged(local_ray, tmp_path):
+    """Six hospitals in secure buckets of two, the median across bucket means, client-level DP,
+    and hospital 6 boosting its update 50 times: flagged in the metrics and the audit log."""
+    config = parse_config(
+        {
+            "data": {"train_samples": 900, "test_samples": 200, "seed": 1},
+            "partition": {"scheme": "iid", "min_samples": 32},
+            "training": {"batch_size": 8},
+            "privacy": {"target_epsilon": 8.0, "accountant": "rdp"},
+            "federation": {"hospitals": 6, "rounds": 2},
+            "secure_aggregation": {
+                "bucket_size": 2,
+                "norm_bound": 5.0,
+                "client_dp_noise_multiplier": 0.5,
+            },
+            "robust": {"rule": "median", "byzantine": 1},
+            "attacks": [{"hospital": 6, "attack": "scaling", "params": {"factor": 50.0}}],
+            "baseline": {"enabled": False},
+        }
+    )
+    metrics = run_federation(config, tmp_path, resume=False)
+    hospitals = [f"hospital-{i}" for i in range(1, 7)]
+    for entry in metrics["rounds"]:
+        assert sorted(len(bucket) for bucket in entry["secure_buckets"]) == [2, 2, 2]
+        assert sorted(n for bucket in entry["secure_buckets"] for n in bucket) == hospitals
+        assert entry["participants"] == hospitals and entry["aborted"] is None
+        assert entry["flagged_update_norms"] == ["hospital-6"]
+    privacy = metrics["privacy"]
+    assert privacy["unit"] == "patient"
+    client = privacy["client_level_epsilon"]
+    assert set(client) == set(hospitals) and all(0 < eps < float("inf") for eps in client.values())
+    assert all(0 < privacy["ledger_epsilon"][h] <= 8.0 for h in hospitals)
+    entries = read_audit_log(tmp_path / "audit.jsonl")
+    assert verify_audit_log(tmp_path / "audit.jsonl") == len(entries)
+    anomalies = [e for e in entries if e.event == "update_norm_anomaly"]
+    assert [e.fields["hospital"] for e in anomalies] == ["hospital-6", "hospital-6"]
