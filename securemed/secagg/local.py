@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from securemed.secagg.client import SecAggClient
 from securemed.secagg.params import SecAggParams
 from securemed.secagg.protocol import RoundInfo
 from securemed.secagg.server import Observer, SecAggServer, UnmaskedSum
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,63 +55,48 @@ def run_local_round(
     )
     server = SecAggServer(info, params, length=length, observer=observer)
 
-    def client_step(name: str, step):  # type: ignore[no-untyped-def]
+    def on_client(name: str, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         started = time.perf_counter()
-        result = step()
+        result = call(*args, **kwargs)
         cost.client_seconds[name] += time.perf_counter() - started
         return result
 
-    def server_step(step):  # type: ignore[no-untyped-def]
+    def on_server(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         started = time.perf_counter()
-        result = step()
+        result = call(*args, **kwargs)
         cost.server_seconds += time.perf_counter() - started
         return result
 
     clients = {
-        name: client_step(
-            name,
-            lambda name=name: SecAggClient(
-                name,
-                info,
-                params,
-                identities[name],
-            ),
-        )
-        for name in names
+        name: on_client(name, SecAggClient, name, info, params, identities[name]) for name in names
     }
     for name, client in clients.items():
-        advert = client_step(name, client.advertise)
+        advert = on_client(name, client.advertise)
         cost.client_bytes_sent[name] += (
             len(advert.c_public) + len(advert.s_public) + len(advert.signature)
         )
-        server_step(
-            lambda name=name, advert=advert: server.receive_advert(
-                name, advert, caller_certificate=identities[name].certificate_pem
-            )
-        )
-    server_step(server.close_advertising)
+        certificate = identities[name].certificate_pem
+        on_server(server.receive_advert, name, advert, caller_certificate=certificate)
+    on_server(server.close_advertising)
     for name, client in clients.items():
-        adverts = server_step(lambda name=name: server.adverts_for(name))
-        shares = client_step(name, lambda client=client, adverts=adverts: client.share(adverts))
+        shares = on_client(name, client.share, on_server(server.adverts_for, name))
         cost.client_bytes_sent[name] += sum(len(share.ciphertext) for share in shares)
-        server_step(lambda name=name, shares=shares: server.receive_shares(name, shares))
-    server_step(server.close_sharing)
+        on_server(server.receive_shares, name, shares)
+    on_server(server.close_sharing)
     for name, client in clients.items():
         if name in drop_after_sharing:
             continue
-        routed = server_step(lambda name=name: server.shares_for(name))
-        masked = client_step(
-            name, lambda client=client, name=name, routed=routed: client.mask(levels[name], routed)
-        )
+        routed = on_server(server.shares_for, name)
+        masked = on_client(name, client.mask, levels[name], routed)
         cost.client_bytes_sent[name] += masked.nbytes
-        server_step(lambda name=name, masked=masked: server.receive_masked(name, masked))
-    survivors, dropped = server_step(server.close_masking)
+        on_server(server.receive_masked, name, masked)
+    survivors, dropped = on_server(server.close_masking)
     for name in survivors:
         if name in drop_before_unmask:
             continue
-        answers = client_step(name, lambda name=name: clients[name].unmask(survivors, dropped))
+        answers = on_client(name, clients[name].unmask, survivors, dropped)
         cost.client_bytes_sent[name] += sum(len(answer.share) for answer in answers)
-        server_step(lambda name=name, answers=answers: server.receive_unmask(name, answers))
+        on_server(server.receive_unmask, name, answers)
     started = time.perf_counter()
     total = server.finish()
     cost.unmask_seconds = time.perf_counter() - started
