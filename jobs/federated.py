@@ -420,6 +420,9 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
 
     for number in range(completed + 1, config.federation.rounds + 1):
         excluded = budget_decisions(config, orchestrator, hospitals, number) if orchestrator else []
+        if len(excluded) == len(names):
+            print(f"every hospital has spent its privacy budget; stopping before round {number}")
+            break
         eligible = [name for name in names if name not in excluded]
         charged = reserve_client_dp(config, ledger, run_id, eligible, number) if client_dp else {}
         result = ray.get(aggregator.run_round.remote(config.federation.round_deadline_s, excluded))

@@ -199,7 +199,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _print_round(round_number: int, result: LocalResult) -> None:
-    spent = "no DP" if result.epsilon is None else f"epsilon {result.epsilon:.2f}"
+    spent = (
+        "no DP"
+        if result.epsilon is None
+        else f"epsilon {result.epsilon:.2f} ({result.privacy_unit}-level)"
+    )
     print(
         f"round {round_number}: update sent ({result.steps} steps, loss {result.loss:.4f}, "
         f"{spent}, {result.train_seconds:.1f} s)",
@@ -253,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     except SecureMedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    spent = "no DP" if summary.epsilon is None else f"epsilon {summary.epsilon:.2f}"
+    spent = (
+        "no DP"
+        if summary.epsilon is None
+        else f"{trainer.privacy_unit}-level epsilon {summary.epsilon:.2f}"
+    )
     print(
         f"federation finished: {len(summary.rounds_submitted)} rounds submitted, "
         f"{len(summary.rounds_missed)} missed, {spent} at delta {config.privacy.delta:g}",

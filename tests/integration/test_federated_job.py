@@ -12,7 +12,7 @@ from securemed.config import parse_config
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-def _config(**federation):
+def _config(secure: bool = True, **federation):
     return parse_config(
         {
             "data": {"train_samples": 900, "test_samples": 400, "seed": 1},
@@ -20,6 +20,7 @@ def _config(**federation):
             "training": {"batch_size": 32, "local_epochs": 2},
             "privacy": {"target_epsilon": 8.0, "unit": "record"},
             "federation": {"hospitals": 3, "rounds": 2, **federation},
+            "secure_aggregation": {"enabled": secure},
             "baseline": {"enabled": False},
         }
     )
@@ -47,12 +48,8 @@ def test_three_hospitals_two_rounds_improve_the_global_model(local_ray, tmp_path
 
 
 def test_partial_participation_selects_a_subset_each_round(local_ray, tmp_path):
-    config = _config(participation=0.34, rounds=2)
-    config = config.model_copy(
-        update={
-            "secure_aggregation": config.secure_aggregation.model_copy(update={"enabled": False})
-        }
-    )
+    # one hospital a round: a secure sum of one would be that update, so secure aggregation is off
+    config = _config(secure=False, participation=0.34, rounds=2)
     metrics = run_federation(config, tmp_path, resume=False)
     for entry in metrics["rounds"]:
         assert len(entry["selected"]) == 1
@@ -95,3 +92,23 @@ def test_secure_bucketing_robust_rule_client_dp_and_an_attacker_flagged(local_ra
     assert verify_audit_log(tmp_path / "audit.jsonl") == len(entries)
     anomalies = [e for e in entries if e.event == "update_norm_anomaly"]
     assert [e.fields["hospital"] for e in anomalies] == ["hospital-6", "hospital-6"]
+
+
+def test_no_hospital_spends_past_its_budget(local_ray, tmp_path):
+    """Noise calibrated for epsilon 8 over three rounds, but a budget of 6: the orchestrator
+    stops every hospital before the round that would pass 6, and the ledger agrees."""
+    config = parse_config(
+        {
+            "data": {"train_samples": 600, "test_samples": 200, "seed": 1},
+            "partition": {"scheme": "iid", "min_samples": 32},
+            "training": {"batch_size": 16},
+            "privacy": {"target_epsilon": 8.0, "budget_epsilon": 6.0, "accountant": "rdp"},
+            "federation": {"hospitals": 2, "rounds": 3},
+            "baseline": {"enabled": False},
+        }
+    )
+    metrics = run_federation(config, tmp_path, resume=False)
+    rounds = metrics["rounds"]
+    assert 1 <= len(rounds) < 3  # the last round(s) would have overspent
+    for hospital, spent in metrics["privacy"]["ledger_epsilon"].items():
+        assert 0 < spent <= 6.0, (hospital, spent)

@@ -99,7 +99,8 @@ def test_hospital_trains_every_round_on_its_own_file(server, pki, tmp_path: Path
         r"hospital-1: 56 local images, seed \d+;", out
     )  # train + val; a fresh noise seed
     assert "round 1: update sent" in out and "round 2: update sent" in out
-    assert "federation finished: 2 rounds submitted, 0 missed, epsilon" in out
+    assert "federation finished: 2 rounds submitted, 0 missed, patient-level epsilon" in out
+    assert "(patient-level)" in out  # MedMNIST: each image its own patient, and says so
     final = running.server.coordinator.global_state
     assert any(not torch.equal(final[name], initial[name]) for name in initial)
 

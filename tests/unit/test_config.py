@@ -57,3 +57,28 @@ def test_missing_file_and_bad_yaml_are_reported_clearly(tmp_path):
     listed.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(listed)
+
+
+def test_secure_aggregation_with_one_hospital_a_round_is_refused() -> None:
+    with pytest.raises(ConfigError, match="secure sum of one update is that update"):
+        parse_config({"federation": {"hospitals": 3, "participation": 0.34}})
+
+
+def test_client_level_dp_needs_secure_aggregation_and_a_norm_bound() -> None:
+    with pytest.raises(ConfigError, match="needs norm_bound"):
+        parse_config({"secure_aggregation": {"client_dp_noise_multiplier": 1.0}})
+    with pytest.raises(ConfigError, match="enable secure_aggregation"):
+        parse_config(
+            {
+                "secure_aggregation": {
+                    "enabled": False,
+                    "norm_bound": 1.0,
+                    "client_dp_noise_multiplier": 1.0,
+                }
+            }
+        )
+
+
+def test_an_attack_on_a_hospital_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(ConfigError, match="only 4"):
+        parse_config({"attacks": [{"hospital": 9, "attack": "sign_flip"}]})
