@@ -26,7 +26,7 @@ from securemed.federation.coordinator import FederationCoordinator, HospitalRepo
 from securemed.federation.secure_round import SecureSettings
 from securemed.hospital import run_hospital
 from securemed.models import build_model
-from securemed.pki import PkiLayout, init_pki, load_identity
+from securemed.pki import init_pki, load_identity
 from securemed.privacy import LocalTrainer
 from securemed.transport.client import FederationClient
 from securemed.transport.threaded import ThreadedFederationServer
@@ -50,14 +50,7 @@ def measure_round(
     coordinator = FederationCoordinator(hospitals=names, global_state=initial, total_rounds=1)
     split = dict.fromkeys(("local_training_s", "serialization_s", "transport_s"), 0.0)
     update_bytes = 0
-    with tempfile.TemporaryDirectory() as folder:
-        layout = init_pki(Path(folder) / "pki", names)
-        served = ThreadedFederationServer(
-            coordinator,
-            identity=load_identity(layout, "aggregator"),
-            max_message_bytes=MAX_MESSAGE_BYTES,
-        )
-        clients = _clients(served, layout, names, samples_per_hospital)
+    served, clients = _serve(coordinator, names, samples_per_hospital)
     with served:
         started = time.perf_counter()
         pending = served.spawn(served.server.run_round(deadline_s=3600))
@@ -122,14 +115,7 @@ def measure_secure_overhead(
             total_rounds=1,
             secure=SecureSettings() if mode == "secure" else None,
         )
-        with tempfile.TemporaryDirectory() as folder:
-            layout = init_pki(Path(folder) / "pki", names)
-            served = ThreadedFederationServer(
-                coordinator,
-                identity=load_identity(layout, "aggregator"),
-                max_message_bytes=MAX_MESSAGE_BYTES,
-            )
-            clients = _clients(served, layout, names, samples_per_hospital)
+        served, clients = _serve(coordinator, names, samples_per_hospital)
         with served:
             started = time.perf_counter()
             pending = served.spawn(served.server.run_round(deadline_s=3600))
@@ -191,14 +177,22 @@ def _hospitals(
     return initial, trainers
 
 
-def _clients(
-    served: ThreadedFederationServer, layout: PkiLayout, names: list[str], samples: int
-) -> list[FederationClient]:
-    clients = []
-    for name in names:
-        client = FederationClient(
-            served.target, load_identity(layout, name), max_message_bytes=MAX_MESSAGE_BYTES
+def _serve(
+    coordinator: FederationCoordinator, names: list[str], samples: int
+) -> tuple[ThreadedFederationServer, list[FederationClient]]:
+    """Serve ``coordinator`` with mutual TLS from a throw-away PKI; every hospital joined."""
+    with tempfile.TemporaryDirectory() as folder:
+        layout = init_pki(Path(folder) / "pki", names)
+        served = ThreadedFederationServer(
+            coordinator,
+            identity=load_identity(layout, "aggregator"),
+            max_message_bytes=MAX_MESSAGE_BYTES,
         )
-        client.join(num_samples=samples)
-        clients.append(client)
-    return clients
+        clients = []
+        for name in names:
+            client = FederationClient(
+                served.target, load_identity(layout, name), max_message_bytes=MAX_MESSAGE_BYTES
+            )
+            client.join(num_samples=samples)
+            clients.append(client)
+    return served, clients
