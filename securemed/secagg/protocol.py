@@ -21,10 +21,14 @@ A round (Bonawitz et al. 2017, §4, over the SecAgg+ graph of :mod:`securemed.se
    survivors' self masks and the dropped hospitals' pairwise masks: what is left is the sum of
    the survivors' levels, exactly.
 
-Security model: hospitals and aggregator follow the protocol but the aggregator is curious (and
-may route or drop messages); a corrupt aggregator that shows different survivor lists to
-different hospitals still cannot reach two secrets of one hospital, because each survivor
-answers the unmask step only once.
+Security model: the aggregator is honest but curious: it follows the protocol (it may drop or
+delay messages) and tries to learn from what it holds; hospitals' keys are authenticated by
+their federation certificates, so it cannot stand in for a hospital. Each survivor answers the
+unmask step once and t > k/2, so no split of one hospital's neighbours yields both of its
+secrets. What this does not stop is an actively malicious aggregator that tells a hospital's
+neighbours that they all dropped while they had uploaded (it would learn their mask keys and
+so that hospital's update); Bonawitz et al.'s ConsistencyCheck round, where survivors sign
+the survivor list, narrows that and is not implemented.
 """
 
 from __future__ import annotations
