@@ -7,47 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from privacy_toys import CLASSES, SIZE, dp, fresh_model, toy_data
 from sklearn.metrics import roc_auc_score
 
 from securemed.config import PrivacyConfig, TrainingConfig
 from securemed.errors import ConfigError, DataError
-from securemed.models import build_model
 from securemed.privacy import LocalResult, LocalTrainer, train_central
-
-SIZE = 8
-CLASSES = 2
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    """These models are tiny: more threads only contend with other work on the machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def toy_data(n: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class 0 lights the top-left quadrant, class 1 the bottom-right: learnable in a step."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = (torch.rand((n, CLASSES), generator=generator) < 0.5).float()
-    images = 0.3 * torch.rand((n, 1, SIZE, SIZE), generator=generator)
-    half = SIZE // 2
-    images[labels[:, 0] == 1, :, :half, :half] += 1.0
-    images[labels[:, 1] == 1, :, half:, half:] += 1.0
-    return images, labels
-
-
-def fresh_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model("simple_cnn", num_classes=CLASSES)
-
-
-def dp(**overrides: object) -> PrivacyConfig:
-    settings: dict[str, object] = {"target_epsilon": None, "noise_multiplier": 1.0}
-    settings["accountant"] = "rdp"  # the fast accountant; PRV is covered where it matters
-    settings.update(overrides)
-    return PrivacyConfig(**settings)  # type: ignore[arg-type]
 
 
 def make_trainer(

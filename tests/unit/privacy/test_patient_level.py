@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from opacus.grad_sample.utils import prepare_module
+from privacy_toys import dp, fresh_model, toy_data
 from torch.nn import functional as F  # noqa: N812
 
 from securemed.config import PrivacyConfig, TrainingConfig
@@ -21,40 +22,6 @@ from securemed.privacy.patient_level import (
     privatize_patient_gradients,
     sum_per_patient,
 )
-
-SIZE = 8
-CLASSES = 2
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> object:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def toy_data(n: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class 0 lights the top-left quadrant, class 1 the bottom-right."""
-    generator = torch.Generator().manual_seed(seed)
-    labels = (torch.rand((n, CLASSES), generator=generator) < 0.5).float()
-    images = 0.3 * torch.rand((n, 1, SIZE, SIZE), generator=generator)
-    half = SIZE // 2
-    images[labels[:, 0] == 1, :, :half, :half] += 1.0
-    images[labels[:, 1] == 1, :, half:, half:] += 1.0
-    return images, labels
-
-
-def fresh_model(seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return build_model("simple_cnn", num_classes=CLASSES)
-
-
-def dp(**overrides: object) -> PrivacyConfig:
-    settings: dict[str, object] = {"target_epsilon": None, "noise_multiplier": 1.0}
-    settings["accountant"] = "rdp"
-    settings.update(overrides)
-    return PrivacyConfig(**settings)  # type: ignore[arg-type]
 
 
 def skewed_patients(n: int) -> np.ndarray:
