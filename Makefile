@@ -9,7 +9,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke test test-fast bench protos certs lint clean
+.PHONY: setup run smoke train-report test test-fast bench protos certs lint clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ run: setup
 ## the same job at smoke size: seconds
 smoke: setup
 	$(PY) jobs/federated.py --config configs/federated.yaml --smoke-test $(ARGS)
+
+## the report model: standard, adversarial and DP variants, evaluated clean and under PGD
+train-report: setup
+	$(PY) jobs/train_report.py --config configs/report.yaml --output runs/report-$$(date +%Y%m%d-%H%M%S) $(ARGS)
 
 ## every test; `make test-fast` skips the ones marked slow
 test: setup

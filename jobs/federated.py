@@ -36,6 +36,7 @@ import yaml
 
 from actors.aggregator import Aggregator
 from actors.hospital import HospitalNode
+from jobs.ray_setup import connect_ray
 from securemed.config import JobConfig, load_config
 from securemed.data.from_config import build_source, partition_for
 from securemed.data.sources import ImageSource
@@ -83,22 +84,6 @@ def smoke_config(config: JobConfig) -> JobConfig:
 
 def hospital_names(count: int) -> list[str]:
     return [f"hospital-{i + 1}" for i in range(count)]
-
-
-def connect_ray(address: str | None) -> bool:
-    """Join the cluster at ``address`` (or RAY_ADDRESS, as `ray job submit` sets it), or start
-    a local Ray. Returns whether this process started Ray (and so must shut it down)."""
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address)
-        return False
-    ray.init(
-        address="local",
-        include_dashboard=False,
-        object_store_memory=256 * 1024 * 1024,
-        log_to_driver=True,
-    )
-    return True
 
 
 def initial_model_state(config: JobConfig, num_classes: int) -> dict[str, torch.Tensor]:

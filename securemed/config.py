@@ -18,11 +18,13 @@ from securemed.errors import ConfigError
 ModelName = Literal["simple_cnn", "resnet18", "densenet121"]
 
 
-class _Strict(BaseModel):
+class StrictConfig(BaseModel):
+    """Unknown keys refused, values frozen once validated."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictConfig):
     """Where the images come from: generated chest X-rays or a MedMNIST-layout `.npz` file."""
 
     source: Literal["synthetic", "medmnist"] = "synthetic"
@@ -44,7 +46,7 @@ class DataConfig(_Strict):
         return self
 
 
-class PartitionConfig(_Strict):
+class PartitionConfig(StrictConfig):
     """How the training set is split across hospitals."""
 
     scheme: Literal["iid", "dirichlet", "quantity"] = "dirichlet"
@@ -53,7 +55,7 @@ class PartitionConfig(_Strict):
     min_samples: int = Field(default=64, ge=1, description="smallest partition allowed")
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictConfig):
     """Local optimisation at each hospital (and for the central baseline)."""
 
     model: ModelName = "simple_cnn"
@@ -67,21 +69,36 @@ class TrainingConfig(_Strict):
     local_epochs: int = Field(default=2, ge=1)
 
 
-class PrivacyConfig(_Strict):
-    """DP-SGD with Opacus; `enabled: false` trains without privacy (baselines).
+class DPSGDConfig(StrictConfig):
+    """DP-SGD with Opacus: one noise source (a target epsilon or a fixed noise multiplier),
+    the clipping norm and the accountant. Shared by federated and report training."""
+
+    enabled: bool = True
+    target_epsilon: float | None = Field(default=8.0, gt=0.0)
+    noise_multiplier: float | None = Field(default=None, gt=0.0)
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
+    max_grad_norm: float = Field(default=1.0, gt=0.0)
+    accountant: Literal["rdp", "prv"] = "prv"
+
+    @model_validator(mode="after")
+    def _one_noise_source(self) -> DPSGDConfig:
+        if self.enabled and (self.target_epsilon is None) == (self.noise_multiplier is None):
+            raise ValueError(
+                "set exactly one of privacy.target_epsilon and privacy.noise_multiplier "
+                "(use `target_epsilon: null` to give a noise multiplier)"
+            )
+        return self
+
+
+class PrivacyConfig(DPSGDConfig):
+    """DP-SGD for federated training; `enabled: false` trains without privacy (baselines).
 
     ``unit: patient`` samples and clips by patient, so epsilon protects a patient with all of
     their studies; ``record`` protects one image. The ledger enforces ``budget_epsilon``
     (default: the target) across rounds, crashes and resumes.
     """
 
-    enabled: bool = True
     unit: Literal["record", "patient"] = "patient"
-    target_epsilon: float | None = Field(default=8.0, gt=0.0)
-    noise_multiplier: float | None = Field(default=None, gt=0.0)
-    delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
-    max_grad_norm: float = Field(default=1.0, gt=0.0)
-    accountant: Literal["rdp", "prv"] = "prv"
     budget_epsilon: float | None = Field(
         default=None, gt=0.0, description="per-hospital budget; default: target_epsilon"
     )
@@ -90,15 +107,6 @@ class PrivacyConfig(_Strict):
         description="a hospital that would overspend sits the round out, or trains with more "
         "noise (the smallest multiplier that fits the budget)",
     )
-
-    @model_validator(mode="after")
-    def _one_noise_source(self) -> PrivacyConfig:
-        if self.enabled and (self.target_epsilon is None) == (self.noise_multiplier is None):
-            raise ValueError(
-                "set exactly one of privacy.target_epsilon and privacy.noise_multiplier "
-                "(use `target_epsilon: null` to give a noise multiplier)"
-            )
-        return self
 
     @property
     def budget(self) -> float | None:
@@ -109,7 +117,7 @@ class PrivacyConfig(_Strict):
         return self.budget_epsilon if self.budget_epsilon is not None else self.target_epsilon
 
 
-class SecureAggregationConfig(_Strict):
+class SecureAggregationConfig(StrictConfig):
     """Bonawitz et al. secure aggregation over the SecAgg+ graph; see securemed.secagg."""
 
     enabled: bool = True
@@ -132,7 +140,7 @@ class SecureAggregationConfig(_Strict):
     phase_timeout_s: float = Field(default=60.0, gt=0.0)
 
 
-class RobustConfig(_Strict):
+class RobustConfig(StrictConfig):
     """How updates are combined, and the norm anomaly detector."""
 
     rule: Literal[
@@ -152,7 +160,7 @@ class RobustConfig(_Strict):
     anomaly_z: float = Field(default=3.0, gt=0.0, description="flag norms above this z-score")
 
 
-class AttackConfig(_Strict):
+class AttackConfig(StrictConfig):
     """A malicious hospital, for robustness experiments."""
 
     hospital: int = Field(ge=1, description="which hospital (1-based) misbehaves")
@@ -160,7 +168,7 @@ class AttackConfig(_Strict):
     params: dict[str, float | int | str] = Field(default_factory=dict)
 
 
-class FederationConfig(_Strict):
+class FederationConfig(StrictConfig):
     """Rounds, participation and the aggregator's limits."""
 
     hospitals: int = Field(default=4, ge=1)
@@ -175,14 +183,14 @@ class FederationConfig(_Strict):
     seed: int = 0
 
 
-class BaselineConfig(_Strict):
+class BaselineConfig(StrictConfig):
     """The centrally trained, non-private model the federated one is compared against."""
 
     enabled: bool = True
     epochs: int = Field(default=3, ge=1)
 
 
-class SecurityConfig(_Strict):
+class SecurityConfig(StrictConfig):
     """Where the federation's certificates live."""
 
     pki_dir: Path | None = Field(
@@ -192,7 +200,7 @@ class SecurityConfig(_Strict):
     server_name: str = Field(default="localhost", description="a name in the aggregator's cert")
 
 
-class JobConfig(_Strict):
+class JobConfig(StrictConfig):
     """Everything `jobs/federated.py` needs."""
 
     data: DataConfig = DataConfig()
@@ -233,7 +241,7 @@ class JobConfig(_Strict):
         return self
 
 
-def _describe(error: ValidationError) -> str:
+def describe_errors(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "(top level)"
@@ -246,13 +254,11 @@ def parse_config(raw: dict[str, Any], *, origin: str = "config") -> JobConfig:
     try:
         return JobConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(f"{origin} is invalid:\n{_describe(error)}") from None
+        raise ConfigError(f"{origin} is invalid:\n{describe_errors(error)}") from None
 
 
-def load_config(path: str | Path | None) -> JobConfig:
-    """Read and validate a YAML config; `None` gives the defaults."""
-    if path is None:
-        return JobConfig()
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The mapping at the top of a YAML file (empty for an empty file), or a clear error."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -261,7 +267,14 @@ def load_config(path: str | Path | None) -> JobConfig:
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
     if raw is None:
-        raw = {}
+        return {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    return parse_config(raw, origin=f"config file {path}")
+    return raw
+
+
+def load_config(path: str | Path | None) -> JobConfig:
+    """Read and validate a YAML config; `None` gives the defaults."""
+    if path is None:
+        return JobConfig()
+    return parse_config(read_yaml_mapping(path), origin=f"config file {path}")

@@ -70,3 +70,8 @@ class ProtocolViolation(SecureMedError):
 class RoundAborted(SecureMedError):
     """A secure-aggregation round lost too many hospitals to reconstruct the sum; nothing from it
     is applied and the next round runs."""
+
+
+class CheckpointError(SecureMedError):
+    """A model checkpoint or pretrained folder cannot be used: a file is missing, its hash
+    differs from the manifest (tampered or corrupted), or its weights do not fit the model."""

@@ -40,7 +40,8 @@ def grad_sample_mode_for(name: str) -> GradSampleMode:
     return _GRAD_SAMPLE_MODES[name]
 
 
-def _group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
+def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
+    """Group norm with the most groups (up to ``max_groups``) that divide ``channels``."""
     groups = max_groups
     while channels % groups:
         groups //= 2
@@ -64,7 +65,7 @@ class _OutOfPlaceDenseNet(tv.DenseNet):
         return self.classifier(torch.flatten(out, 1))
 
 
-def _no_inplace_relu(model: nn.Module) -> nn.Module:
+def no_inplace_relu(model: nn.Module) -> nn.Module:
     for layer in model.modules():
         if isinstance(layer, nn.ReLU):
             layer.inplace = False
@@ -73,10 +74,10 @@ def _no_inplace_relu(model: nn.Module) -> nn.Module:
 
 def _resnet18(num_classes: int, in_channels: int) -> nn.Module:
     model = tv.ResNet(
-        _OutOfPlaceBasicBlock, [2, 2, 2, 2], num_classes=num_classes, norm_layer=_group_norm
+        _OutOfPlaceBasicBlock, [2, 2, 2, 2], num_classes=num_classes, norm_layer=group_norm
     )
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    return _no_inplace_relu(model)
+    return no_inplace_relu(model)
 
 
 def _densenet121(num_classes: int, in_channels: int) -> nn.Module:
@@ -87,7 +88,7 @@ def _densenet121(num_classes: int, in_channels: int) -> nn.Module:
         in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False
     )
     # torchvision's DenseNet has no norm_layer argument: swap BatchNorm for GroupNorm in place.
-    return _no_inplace_relu(ModuleValidator.fix(model))
+    return no_inplace_relu(ModuleValidator.fix(model))
 
 
 def _check_name(name: str) -> None:

@@ -52,7 +52,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from torch.utils.data import DataLoader, TensorDataset
 
-from securemed.config import PrivacyConfig, TrainingConfig
+from securemed.config import DPSGDConfig, PrivacyConfig, TrainingConfig
 from securemed.errors import ConfigError, DataError
 from securemed.models import GradSampleMode, grad_sample_mode_for
 from securemed.privacy.patient_level import (
@@ -644,7 +644,7 @@ def train_central(
     return trainer.model
 
 
-def noise_multiplier_for(privacy: PrivacyConfig, *, sample_rate: float, steps: int) -> float:
+def noise_multiplier_for(privacy: DPSGDConfig, *, sample_rate: float, steps: int) -> float:
     """The noise multiplier of ``privacy``: configured, or calibrated to its target epsilon.
 
     Calibration asks Opacus for the smallest sigma whose epsilon after ``steps`` steps at

@@ -4,7 +4,8 @@ Nothing is downloaded: the vocabulary is learnt from the reports the model train
 hundred merges cover radiology prose), with the ``tokenizers`` library. Byte-level BPE maps
 every string to tokens and back exactly, so no report text is altered or lost (no unknown
 token, spacing and case kept). Special ids follow T5: pad 0, end of sequence 1, unknown 2; the
-decoder starts from pad, as T5's does.
+decoder starts from pad, as T5's does. A pretrained T5's own tokenizer (a Unigram model, see
+:mod:`securemed.models.pretrained`) is wrapped by the same class.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class ReportTokenizer:
 
     def encode(self, text: str, *, max_length: int | None = None) -> list[int]:
         """Ids of ``text`` then ``</s>``, truncated to ``max_length`` (``</s>`` always kept)."""
-        ids = self._tokenizer.encode(text).ids
+        # without the tokenizer's own post-processor: T5's appends ``</s>`` too, and truncation
+        # must keep the end token, so it is added here once
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
         if max_length is not None:
             if max_length < 1:
                 raise ValueError("max_length must be positive")

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from opacus import GradSampleModule
 
 from securemed.data.reports import ReportWriter
 from securemed.data.synthetic import SyntheticChestXRays
 from securemed.errors import ConfigError
+from securemed.evaluation.report_labeler import Mention, label_report
 from securemed.models.report_generator import ReportGenerator, ReportModelConfig
 from securemed.text import ReportTokenizer
 from securemed.text.tokenizer import PAD_ID
 
 SMALL = ReportModelConfig(
-    image_size=32, patch_size=8, vision_width=64, vision_layers=1, d_model=64, d_ff=128,
-    encoder_layers=1, decoder_layers=1, vocab_size=400, max_report_tokens=40,
+    image_size=32, vision_width=8, d_model=64, d_ff=128, encoder_layers=1, decoder_layers=1,
+    vocab_size=400, max_report_tokens=100,
 )  # fmt: skip
+SMALL_VIT = dataclasses.replace(SMALL, vision="vit", vision_width=64, vision_layers=(1,))
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +30,7 @@ def batch():
     tokenizer = ReportTokenizer.train(
         [r.text for r in ReportWriter(generator).reports(range(300))], vocab_size=400
     )
-    ids = [tokenizer.encode(r.text, max_length=40) for r in reports]
+    ids = [tokenizer.encode(r.text, max_length=100) for r in reports]
     labels = torch.full((4, max(map(len, ids))), PAD_ID)
     for row, sequence in enumerate(ids):
         labels[row, : len(sequence)] = torch.tensor(sequence)
@@ -33,15 +38,49 @@ def batch():
     return images, labels, tokenizer, reports
 
 
-def test_forward_gives_a_finite_loss_with_gradients_everywhere(batch) -> None:
+@pytest.mark.parametrize("config", [SMALL, SMALL_VIT], ids=["resnet", "vit"])
+def test_forward_gives_a_finite_loss_with_gradients_everywhere(batch, config) -> None:
     torch.manual_seed(0)
-    model = ReportGenerator(SMALL)
-    images, labels, _, _ = batch
-    loss = model(images, labels)
+    model = ReportGenerator(config)
+    images, labels, _, reports = batch
+    findings = torch.tensor([r.labels for r in reports], dtype=torch.float32)
+    loss = model(images, labels, findings)
     assert torch.isfinite(loss)
     loss.backward()
+    # the towers' pooling heads are dropped, so every parameter left is trained
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     assert model.per_example_loss(images, labels).shape == (4,)
+    assert model.finding_logits(images).shape == (4, 5)
+
+
+def test_the_finding_loss_is_added_per_example(batch) -> None:
+    torch.manual_seed(0)
+    model = ReportGenerator(SMALL).eval()
+    images, labels, _, reports = batch
+    findings = torch.tensor([r.labels for r in reports], dtype=torch.float32)
+    text_only = model.per_example_loss(images, labels)
+    head = torch.nn.functional.binary_cross_entropy_with_logits(
+        model.finding_logits(images), findings, reduction="none"
+    ).mean(dim=1)
+    both = model.per_example_loss(images, labels, findings, finding_weight=0.5)
+    torch.testing.assert_close(both, text_only + 0.5 * head)
+
+
+def test_opacus_computes_per_example_gradients_of_every_parameter(batch) -> None:
+    """Group norm, out-of-place residuals and no in-place ReLU make the model DP-trainable."""
+    torch.manual_seed(0)
+    model = ReportGenerator(SMALL)
+    for name, parameter in model.named_parameters():
+        if "relative_attention_bias" in name:  # looked up by position: frozen under DP
+            parameter.requires_grad_(False)
+    private = GradSampleModule(model)
+    images, labels, _, reports = batch
+    findings = torch.tensor([r.labels for r in reports], dtype=torch.float32)
+    private(images, labels, findings).backward()
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            assert parameter.grad_sample is not None, name
+            assert parameter.grad_sample.shape == (4, *parameter.shape), name
 
 
 @pytest.mark.parametrize("beams", [1, 3])
@@ -54,25 +93,34 @@ def test_generation_returns_token_ids_greedy_and_beam(batch, beams: int) -> None
     assert all(isinstance(tokenizer.decode(row.tolist()), str) for row in out)
 
 
-def test_the_model_fits_a_tiny_set_of_reports(batch) -> None:
+def test_the_model_learns_to_write_each_film_its_own_report(batch) -> None:
+    """Four films, four reports: after fitting, the report greedy decoding writes for each
+    film asserts that film's findings, so the decoder reads the image rather than writing
+    one report for all (the wording is the report writer's free choice, so not compared)."""
     torch.manual_seed(0)
     model = ReportGenerator(SMALL)
     images, labels, tokenizer, reports = batch
+    findings = torch.tensor([r.labels for r in reports], dtype=torch.float32)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = float(model(images, labels).detach())
-    for _ in range(400):
+    for _ in range(600):
         optimizer.zero_grad()
-        model(images, labels).backward()
+        model(images, labels, findings).backward()
         optimizer.step()
     assert float(model(images, labels).detach()) < 0.05 * first
     model.eval()
-    # greedy decoding follows what the decoder learnt: every output opens like a training
-    # report (tying each film to its own report is the training job's evaluation, not this)
-    openings = {" ".join(r.text.split()[:6]) for r in reports}
-    for row in model.generate(images, max_new_tokens=40):
-        assert " ".join(tokenizer.decode(row.tolist()).split()[:6]) in openings
+    assert len({r.labels for r in reports}) >= 3
+    for row, report in zip(model.generate(images), reports, strict=True):
+        said = label_report(tokenizer.decode(row.tolist()))
+        assert tuple(m != Mention.NEGATIVE for m in said) == report.labels
 
 
 def test_inconsistent_configs_are_refused() -> None:
     with pytest.raises(ConfigError, match="multiple of patch_size"):
-        ReportModelConfig(image_size=30, patch_size=8)
+        ReportModelConfig(vision="vit", vision_layers=(2,), image_size=30, patch_size=8)
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        ReportModelConfig(image_size=48)
+    with pytest.raises(ConfigError, match="four stage depths"):
+        ReportModelConfig(vision_layers=(1, 1))
+    with pytest.raises(ConfigError, match="unknown report model settings: colour"):
+        ReportModelConfig.from_dict({"colour": 1})

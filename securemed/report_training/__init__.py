@@ -1,0 +1,1 @@
+"""Training the report model: config, paired data splits, the per-worker trainer (Ray-free)."""

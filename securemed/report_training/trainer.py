@@ -1,0 +1,373 @@
+"""One worker's share of report-model training: standard, adversarial, DP-SGD, or both.
+
+Ray-free: the job's Ray Train loop builds a :class:`ReportTrainer` on every worker, calls
+:meth:`ReportTrainer.train_epoch` and reports its state; ``torch.distributed`` is already set
+up there by Ray's Torch backend, which is all the trainer needs to synchronise. In-process
+(``world_size == 1``) it trains alone, which is what unit tests use.
+
+* Standard: AdamW on the report loss plus the finding head's loss, data sharded across workers
+  with ``DistributedSampler``, gradients averaged by ``DistributedDataParallel``.
+* DP-SGD (Opacus): per-example gradients of every parameter except T5's relative position
+  biases (frozen, see :func:`freeze_position_biases`) are clipped and noised (T5's RMS norm
+  has no Opacus grad sampler; Opacus computes it with functorch), Poisson
+  sampling over the whole split sharded by Opacus, noise added once (by rank 0) and gradients
+  summed by Opacus's distributed optimizer (``DPDDP`` wraps the model: it only broadcasts the
+  initial weights). The noise multiplier is calibrated to ``privacy.target_epsilon`` over the
+  variant's steps; epsilon is read from the accountant, and the checkpoint lists exactly the
+  parameters it applies to.
+* Adversarial: a share of each batch (default 5 %) is replaced by adversarial versions of the
+  same films, crafted against the current model with FGSM, PGD and DeepFool in turn. FGSM and
+  PGD climb the report loss inside an L-infinity ball; DeepFool pushes the finding head's
+  weakest decision over its boundary under an L2 cap. Attacks run in eval mode with Opacus's
+  hooks off, so crafting leaves no per-example gradients behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+from securemed.adversarial import deepfool, fgsm, pgd
+from securemed.config import DPSGDConfig
+from securemed.models.report_generator import ReportGenerator
+from securemed.privacy.local_training import noise_multiplier_for
+from securemed.report_training.config import AdversarialConfig, OptimisationConfig
+from securemed.report_training.dataset import PairedReports
+from securemed.text.tokenizer import ReportTokenizer
+
+#: called every few steps with (step in epoch, steps in epoch, mean loss so far)
+Progress = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    steps: int
+    loss: float
+    examples: int
+    adversarial_examples: int
+    seconds: float
+    epsilon: float | None
+
+
+@dataclass(frozen=True)
+class PrivacyFacts:
+    """What DP-SGD guaranteed, for the checkpoint."""
+
+    epsilon: float
+    delta: float
+    accountant: str
+    noise_multiplier: float
+    max_grad_norm: float
+    sample_rate: float
+    dp_parameters: tuple[str, ...]
+    frozen_parameters: tuple[str, ...]
+
+
+class ReportTrainer:
+    """Trains ``model`` on ``data`` for ``epochs`` epochs on this worker.
+
+    Args:
+        model: the report model, on this worker (weights already loaded when fine-tuning).
+        data: the split this variant trains on (every worker gets all of it; sampling shards).
+        tokenizer: turns the reports into the token ids the model learns.
+        optimisation: batch size (global), learning rate, finding-head weight, seed.
+        epochs: how many passes this variant makes (fixes DP calibration up front).
+        adversarial: the attack mix, or None for no adversarial examples.
+        privacy: DP-SGD settings, or None to train without DP.
+        rank, world_size: this worker's place in ``torch.distributed`` (1: alone).
+    """
+
+    def __init__(
+        self,
+        model: ReportGenerator,
+        data: PairedReports,
+        tokenizer: ReportTokenizer,
+        *,
+        optimisation: OptimisationConfig,
+        epochs: int,
+        adversarial: AdversarialConfig | None = None,
+        privacy: DPSGDConfig | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if len(data) < optimisation.batch_size:
+            raise ValueError(
+                f"{len(data)} training reports cannot fill one batch of "
+                f"{optimisation.batch_size}; lower optimisation.batch_size"
+            )
+        self.model = model
+        self.optimisation = optimisation
+        self.epochs = epochs
+        self.adversarial = adversarial
+        self.privacy = privacy
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.global_step = 0
+        self._attack_rng = torch.Generator().manual_seed(optimisation.seed * 1000 + rank)
+        tokens = data.tokens(tokenizer, model.config.max_report_tokens)
+        dataset = TensorDataset(data.images, tokens, data.findings)
+        self._examples = len(dataset)
+        if privacy is not None:
+            freeze_position_biases(model)
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=optimisation.learning_rate,
+            weight_decay=optimisation.weight_decay,
+        )
+        self._engine: Any = None
+        self.noise_multiplier: float | None = None
+        if privacy is None:
+            self._module: nn.Module = self._distributed(model)
+            self._loader = self._sharded_loader(dataset)
+            self._optimizer = optimizer
+        else:
+            self._module, self._optimizer, self._loader = self._make_private(
+                model, optimizer, dataset, privacy
+            )
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def _distributed(self, model: nn.Module) -> nn.Module:
+        if self.world_size == 1:
+            return model
+        return nn.parallel.DistributedDataParallel(model)
+
+    def _sharded_loader(self, dataset: TensorDataset) -> DataLoader:
+        per_worker = max(1, self.optimisation.batch_size // self.world_size)
+        sampler: DistributedSampler[tuple[torch.Tensor, ...]] = DistributedSampler(
+            dataset,
+            num_replicas=self.world_size,
+            rank=self.rank,
+            shuffle=True,
+            seed=self.optimisation.seed,
+            drop_last=True,
+        )
+        return DataLoader(dataset, batch_size=per_worker, sampler=sampler, drop_last=True)
+
+    def _make_private(
+        self,
+        model: ReportGenerator,
+        optimizer: torch.optim.Optimizer,
+        dataset: TensorDataset,
+        privacy: DPSGDConfig,
+    ) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader]:
+        from opacus import PrivacyEngine
+        from opacus.distributed import DifferentiallyPrivateDistributedDataParallel
+
+        loader = DataLoader(dataset, batch_size=self.optimisation.batch_size)
+        sample_rate = 1 / len(loader)
+        steps = self.epochs * len(loader)
+        self.noise_multiplier = noise_multiplier_for(privacy, sample_rate=sample_rate, steps=steps)
+        self._sample_rate = sample_rate
+        distributed = DifferentiallyPrivateDistributedDataParallel
+        module = model if self.world_size == 1 else distributed(model)
+        generator = torch.Generator().manual_seed(self.optimisation.seed * 7919 + self.rank)
+        with warnings.catch_warnings():
+            # secure_mode is off by design (seeded, reproducible runs), as in federated DP
+            warnings.filterwarnings("ignore", message=".*Secure RNG.*")
+            self._engine = PrivacyEngine(accountant=privacy.accountant)
+            private, optimizer, loader = self._engine.make_private(
+                module=module,
+                optimizer=optimizer,
+                data_loader=loader,
+                noise_multiplier=self.noise_multiplier,
+                max_grad_norm=privacy.max_grad_norm,
+                poisson_sampling=True,
+                noise_generator=generator,
+            )
+        return private, optimizer, loader
+
+    # -- training ----------------------------------------------------------------------------
+
+    def train_epoch(self, progress: Progress | None = None) -> EpochStats:
+        """One pass over the split (Poisson-sampled under DP); returns what it did."""
+        self._set_epoch()
+        self._module.train()
+        started = time.perf_counter()
+        total = 0.0
+        steps = examples = adversarial = 0
+        length = len(self._loader)
+        for images, tokens, findings in self._loader:
+            if len(images) == 0:  # Poisson sampling can draw an empty batch
+                continue
+            if self.adversarial is not None:
+                images, mixed = self._mix_adversarial(images, tokens, findings)
+                adversarial += mixed
+            self._optimizer.zero_grad(set_to_none=True)
+            loss = self._module(
+                images, tokens, findings, finding_weight=self.optimisation.finding_weight
+            )
+            with warnings.catch_warnings():
+                # Opacus's module hooks fire on outputs when the films need no gradient: expected
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                loss.backward()
+            self._optimizer.step()
+            total += float(loss.detach())
+            steps += 1
+            examples += len(images)
+            self.global_step += 1
+            if progress is not None and (steps % 25 == 0 or steps == length):
+                progress(steps, length, total / steps)
+        self.epoch += 1
+        return EpochStats(
+            epoch=self.epoch,
+            steps=steps,
+            loss=total / max(steps, 1),
+            examples=examples,
+            adversarial_examples=adversarial,
+            seconds=time.perf_counter() - started,
+            epsilon=self.epsilon(),
+        )
+
+    def _set_epoch(self) -> None:
+        sampler = getattr(self._loader, "sampler", None)
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(self.epoch)
+
+    def _mix_adversarial(
+        self, images: torch.Tensor, tokens: torch.Tensor, findings: torch.Tensor
+    ) -> tuple[torch.Tensor, int]:
+        """Replace a share of the batch by adversarial films; the attacks take turns."""
+        assert self.adversarial is not None
+        config = self.adversarial
+        # at least one film a batch: 5 % of a 16-film worker batch would otherwise round to 0
+        count = min(len(images), max(1, round(config.share * len(images))))
+        chosen = torch.randperm(len(images), generator=self._attack_rng)[:count]
+        attack = config.attacks[self.global_step % len(config.attacks)]
+        with self._crafting():
+            crafted = craft_adversarial(
+                self.model,
+                attack,
+                images[chosen],
+                tokens[chosen],
+                findings[chosen],
+                config,
+                finding_weight=self.optimisation.finding_weight,
+                generator=self._attack_rng,
+            )
+        mixed = images.clone()
+        mixed[chosen] = crafted
+        return mixed, count
+
+    @contextlib.contextmanager
+    def _crafting(self) -> Iterator[None]:
+        """Eval mode (no dropout) and, under DP, Opacus's hooks off while attacks run."""
+        hooks = getattr(self._module, "disable_hooks", None)
+        if hooks is not None:
+            self._module.disable_hooks()  # type: ignore[operator]
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train()
+            if hooks is not None:
+                self._module.enable_hooks()  # type: ignore[operator]
+
+    # -- state -------------------------------------------------------------------------------
+
+    def epsilon(self) -> float | None:
+        if self._engine is None or self.privacy is None or self.global_step == 0:
+            return None
+        return float(self._engine.get_epsilon(self.privacy.delta))
+
+    def privacy_facts(self) -> PrivacyFacts | None:
+        if self.privacy is None or self.noise_multiplier is None:
+            return None
+        names = [(n, p.requires_grad) for n, p in self.model.named_parameters()]
+        return PrivacyFacts(
+            epsilon=self.epsilon() or 0.0,
+            delta=self.privacy.delta,
+            accountant=self.privacy.accountant,
+            noise_multiplier=self.noise_multiplier,
+            max_grad_norm=self.privacy.max_grad_norm,
+            sample_rate=self._sample_rate,
+            dp_parameters=tuple(n for n, trained in names if trained),
+            frozen_parameters=tuple(n for n, trained in names if not trained),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed worker needs: weights, optimizer, accountant, position."""
+        optimizer = getattr(self._optimizer, "original_optimizer", self._optimizer)
+        state: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "attack_rng": self._attack_rng.get_state(),
+            "torch_rng": torch.random.get_rng_state(),  # dropout: a resumed epoch draws the same
+        }
+        if self._engine is not None:
+            state["accountant"] = self._engine.accountant.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        optimizer = getattr(self._optimizer, "original_optimizer", self._optimizer)
+        optimizer.load_state_dict(state["optimizer"])
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        self._attack_rng.set_state(state["attack_rng"])
+        torch.random.set_rng_state(state["torch_rng"])
+        if self._engine is not None:
+            self._engine.accountant.load_state_dict(state["accountant"])
+
+
+def freeze_position_biases(model: ReportGenerator) -> tuple[str, ...]:
+    """Freeze T5's relative position biases for DP-SGD; returns their parameter names.
+
+    They are looked up by (query, key) position, not by example, so no per-example gradient
+    exists for them (Opacus would read the query axis as the batch). Frozen, they keep the
+    values they had before DP training, and the checkpoint lists them as not covered.
+    """
+    frozen = []
+    for name, parameter in model.named_parameters():
+        if "relative_attention_bias" in name:
+            parameter.requires_grad_(False)
+            frozen.append(name)
+    return tuple(frozen)
+
+
+def craft_adversarial(
+    model: ReportGenerator,
+    attack: str,
+    images: torch.Tensor,
+    tokens: torch.Tensor,
+    findings: torch.Tensor,
+    config: AdversarialConfig,
+    *,
+    finding_weight: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Adversarial versions of ``images`` against ``model`` with one of the three attacks."""
+
+    def loss_fn(x: torch.Tensor) -> torch.Tensor:
+        return model.per_example_loss(x, tokens, findings, finding_weight=finding_weight)
+
+    def margin_fn(x: torch.Tensor) -> torch.Tensor:
+        return model.finding_logits(x) * (2 * findings - 1)  # > 0 while each call is right
+
+    if attack == "fgsm":
+        return fgsm(loss_fn, images, epsilon=config.epsilon)
+    if attack == "pgd":
+        return pgd(
+            loss_fn, images, epsilon=config.epsilon, steps=config.pgd_steps, generator=generator
+        )
+    if attack == "deepfool":
+        return deepfool(
+            margin_fn,
+            images,
+            overshoot=config.deepfool_overshoot,
+            max_iter=config.deepfool_max_iter,
+            max_norm=config.deepfool_max_norm,
+        )
+    raise ValueError(f"unknown attack {attack!r}: use fgsm, pgd or deepfool")
