@@ -19,10 +19,17 @@ from typing import Any
 import torch
 
 from benchmarks.bench_dp_step import measure_dp_step
+from benchmarks.bench_report import measure_generation, measure_report_dp_step
 from benchmarks.bench_round import measure_round, measure_secure_overhead
 from benchmarks.bench_secagg import measure_mask_throughput, measure_protocol, measure_unmask
+from securemed.models.report_generator import ReportModelConfig
 
 DP_STEP_RATIO_TARGET = 2.0  # DP-SGD step over the plain step, SimpleCNN, same batch
+#: a report model small enough for smoke runs (same code paths as the default)
+SMOKE_REPORT_MODEL = ReportModelConfig(
+    image_size=32, vision_width=8, d_model=32, d_ff=64, encoder_layers=1, decoder_layers=1,
+    heads=2, vocab_size=300, max_report_tokens=16,
+)  # fmt: skip
 
 
 def run_all(*, smoke_test: bool) -> dict[str, Any]:
@@ -34,6 +41,10 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
         protocol = measure_protocol((3, 8), length=1000)
         unmask = measure_unmask(hospitals=10, length=1000, dropout=0.1)
         masks = measure_mask_throughput(length=1000, repeats=3)
+        generation = measure_generation(config=SMOKE_REPORT_MODEL, batch_sizes=(1, 2), repeats=1)
+        report_step = measure_report_dp_step(
+            model=SMOKE_REPORT_MODEL, batch_size=8, steps_per_epoch=2, repeats=1
+        )
     else:
         dp_step = measure_dp_step()
         round_split = measure_round()
@@ -41,6 +52,8 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
         protocol = measure_protocol((8, 32, 128, 512), length=1_000_000)
         unmask = measure_unmask(hospitals=50, length=1_000_000, dropout=0.1)
         masks = measure_mask_throughput(length=1_000_000, repeats=50)
+        generation = measure_generation()
+        report_step = measure_report_dp_step()
     dp_step["target_ratio"] = DP_STEP_RATIO_TARGET
     dp_step["meets_target"] = dp_step["ratio"] <= DP_STEP_RATIO_TARGET
     return {
@@ -57,6 +70,8 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
         "secagg_protocol": protocol,
         "secagg_unmask": unmask,
         "secagg_masks": masks,
+        "report_generation": generation,
+        "report_dp_step": report_step,
     }
 
 
@@ -95,6 +110,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{unmask['unmask_seconds']:.3f} s (target < {unmask['target_s']} s); masks "
         f"{masks['mask_generator_gb_per_s']:.2f} GB/s, raw AES-CTR "
         f"{masks['raw_aes256_ctr_gb_per_s']:.2f} GB/s"
+    )
+    for row in results["report_generation"]:
+        print(
+            f"report generation, batch {row['batch_size']}: {row['tokens_per_second']:.0f} "
+            f"tokens/s, {row['reports_per_second']:.2f} reports/s"
+        )
+    report_step = results["report_dp_step"]
+    print(
+        f"report model DP step {report_step['dp_step_s'] * 1e3:.0f} ms / plain "
+        f"{report_step['non_dp_step_s'] * 1e3:.0f} ms = {report_step['ratio']:.2f}"
     )
     print(f"written to {args.output}")
     return results

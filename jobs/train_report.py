@@ -115,6 +115,13 @@ def train_variant_loop(loop_config: dict[str, Any]) -> None:
 
     while trainer.epoch < epochs:
         stats = trainer.train_epoch(progress)
+        if rank == 0:
+            spent = f", epsilon {stats.epsilon:.2f}" if stats.epsilon is not None else ""
+            print(
+                f"[{variant.name}] epoch {stats.epoch}/{epochs} done in {stats.seconds:.0f} s: "
+                f"loss {stats.loss:.3f}, {stats.adversarial_examples} adversarial films{spent}",
+                flush=True,
+            )
         metrics = {
             "epoch": stats.epoch,
             "loss": stats.loss,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
+from benchmarks.bench_report import generated_tokens
 from benchmarks.run import DP_STEP_RATIO_TARGET, main
 
 DP_STEP_KEYS = {
@@ -49,3 +52,16 @@ def test_smoke_run_writes_step_ratio_and_round_split(tmp_path: Path) -> None:
         assert row["server_seconds"] > 0 and row["plain_server_seconds"] > 0
     assert written["secagg_unmask"]["dropped"] == 1
     assert written["secagg_masks"]["mask_generator_gb_per_s"] > 0
+    generation = written["report_generation"]
+    assert [row["batch_size"] for row in generation] == [1, 2]
+    for row in generation:
+        assert 1 <= row["tokens_per_batch"] <= 16 * row["batch_size"]  # max_report_tokens 16
+        assert row["tokens_per_second"] == row["tokens_per_batch"] / row["seconds_per_batch"]
+    report_step = written["report_dp_step"]
+    assert report_step["ratio"] == report_step["dp_step_s"] / report_step["non_dp_step_s"]
+    assert report_step["dp_step_s"] > 0 and report_step["non_dp_step_s"] > 0
+
+
+def test_generated_tokens_count_each_row_up_to_its_first_end_of_sequence() -> None:
+    ids = torch.tensor([[5, 0, 1, 0, 0], [7, 8, 9, 4, 4], [1, 3, 3, 3, 3]])
+    assert generated_tokens(ids) == 3 + 5 + 1
