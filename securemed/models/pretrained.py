@@ -118,7 +118,14 @@ def with_open_clip_vision(base: ReportModelConfig, folder: Path) -> ReportModelC
         )
     # the folder's weights replace whatever timm would fetch, so timm must not fetch any
     vision = {**vision, "timm_model_pretrained": False}
-    return replace(base, open_clip_vision=vision, image_size=_square_size(vision, path))
+    preprocess = raw.get("preprocess_cfg") or {}
+    return replace(
+        base,
+        open_clip_vision=vision,
+        image_size=_square_size(vision, path),
+        image_mean=preprocess.get("mean"),
+        image_std=preprocess.get("std"),
+    )
 
 
 def load_open_clip_vision(model: ReportGenerator, folder: Path) -> tuple[str, ...]:

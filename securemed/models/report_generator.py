@@ -63,11 +63,23 @@ class ReportModelConfig:
     open_clip_vision: dict[str, Any] | None = field(default=None)
     #: a full T5 config (``config.json`` of a T5 folder); overrides the T5 sizes above
     t5: dict[str, Any] | None = field(default=None)
+    #: per-channel normalisation a pretrained tower expects (its ``preprocess_cfg``); none
+    #: for towers trained here, which see films in [0, 1]
+    image_mean: tuple[float, float, float] | None = None
+    image_std: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.vision not in ("resnet", "vit"):
             raise ConfigError(f"vision must be 'resnet' or 'vit', got {self.vision!r}")
         object.__setattr__(self, "vision_layers", tuple(int(n) for n in self.vision_layers))
+        if (self.image_mean is None) != (self.image_std is None):
+            raise ConfigError("image_mean and image_std come together (a tower's preprocess_cfg)")
+        for name in ("image_mean", "image_std"):
+            value = getattr(self, name)
+            if value is not None:
+                if len(value) != 3 or (name == "image_std" and min(value) <= 0):
+                    raise ConfigError(f"{name} takes three per-channel values (std above 0)")
+                object.__setattr__(self, name, tuple(float(v) for v in value))
         if self.open_clip_vision is None:
             self._check_tower()
         if self.d_model % self.heads:
@@ -95,6 +107,9 @@ class ReportModelConfig:
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["vision_layers"] = list(self.vision_layers)
+        for name in ("image_mean", "image_std"):
+            if values[name] is not None:
+                values[name] = list(values[name])
         return values
 
     @classmethod
@@ -183,6 +198,10 @@ class ReportGenerator(nn.Module):
             raise ValueError(f"images must be (B, 1 or 3, S, S), got {list(images.shape)}")
         if images.shape[1] == 1:
             images = images.expand(-1, 3, -1, -1)
+        if self.config.image_mean is not None and self.config.image_std is not None:
+            mean = images.new_tensor(self.config.image_mean).view(1, 3, 1, 1)
+            std = images.new_tensor(self.config.image_std).view(1, 3, 1, 1)
+            images = (images - mean) / std
         grid = self._grid(images)
         pooled = grid.mean(dim=1)
         return pooled, self.projection(torch.cat([pooled.unsqueeze(1), grid], dim=1))

@@ -142,6 +142,9 @@ def test_the_vision_tower_gets_the_open_clip_weights(tmp_path, clip_state, weigh
     assert tokenizer is None
     assert model.config.image_size == IMAGE_SIZE
     assert model.config.open_clip_vision == OPEN_CLIP_CONFIG["model_cfg"]["vision_cfg"]
+    preprocess = OPEN_CLIP_CONFIG["preprocess_cfg"]
+    assert list(model.config.image_mean) == preprocess["mean"]
+    assert list(model.config.image_std) == preprocess["std"]
     tower = model.vision.state_dict()
     trunk = {name: t for name, t in clip_state.items() if name.startswith("visual.trunk.")}
     assert len(trunk) == len(tower)

@@ -124,3 +124,21 @@ def test_inconsistent_configs_are_refused() -> None:
         ReportModelConfig(vision_layers=(1, 1))
     with pytest.raises(ConfigError, match="unknown report model settings: colour"):
         ReportModelConfig.from_dict({"colour": 1})
+
+
+def test_a_pretrained_towers_normalisation_is_applied_before_it() -> None:
+    torch.manual_seed(0)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
+    plain = ReportGenerator(SMALL).eval()
+    normalised = ReportGenerator(dataclasses.replace(SMALL, image_mean=mean, image_std=std))
+    normalised.load_state_dict(plain.state_dict())
+    normalised.eval()
+    images = torch.rand(2, 1, 32, 32)
+    shifted = (images.expand(-1, 3, -1, -1) - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(
+        std
+    ).view(1, 3, 1, 1)
+    torch.testing.assert_close(normalised.features(images)[1], plain.features(shifted)[1])
+    with pytest.raises(ConfigError, match="come together"):
+        ReportModelConfig(image_mean=mean)
+    round_trip = ReportModelConfig.from_dict(normalised.config.to_dict())
+    assert round_trip == normalised.config
