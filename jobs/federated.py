@@ -32,11 +32,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import ray
 import torch
-import yaml
 
 from actors.aggregator import Aggregator
 from actors.hospital import HospitalNode
 from jobs.ray_setup import connect_ray
+from jobs.run_folder import resolve_run
 from securemed.config import JobConfig, load_config
 from securemed.data.from_config import build_source, partition_for
 from securemed.data.sources import ImageSource
@@ -60,7 +60,6 @@ from securemed.privacy import (
 )
 from securemed.transport import CIPHER_SUITES_VARIABLE, TLS12_DISABLED_SUITES
 
-CONFIG_FILE = "config.yaml"
 LEDGER_FILE = "privacy-ledger.sqlite"
 AUDIT_FILE = "audit.jsonl"
 JOIN_TIMEOUT_S = 600.0
@@ -526,39 +525,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def resolve_config(args: argparse.Namespace) -> tuple[JobConfig, Path]:
-    """The config and output folder; a resumed run reuses the config it was started with."""
-    if args.resume:
-        if args.config or args.output:
-            raise SecureMedError(
-                "--resume takes the config and output of the run it continues; "
-                "drop --config/--output"
-            )
-        saved = args.resume / CONFIG_FILE
-        if not saved.is_file():
-            raise SecureMedError(
-                f"{args.resume} holds no {CONFIG_FILE}: not a SecureMed run folder"
-            )
-        return load_config(saved), args.resume
-    config = load_config(args.config)
-    if args.smoke_test:
-        config = smoke_config(config)
-    output = args.output or Path("runs") / time.strftime("federated-%Y%m%d-%H%M%S")
-    if (output / CONFIG_FILE).exists():
-        raise SecureMedError(
-            f"{output} already holds a run; use --resume {output} or a new --output"
-        )
-    output.mkdir(parents=True, exist_ok=True)
-    (output / CONFIG_FILE).write_text(
-        yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    )
-    return config, output
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config, output = resolve_config(args)
+        config, output = resolve_run(args, load=load_config, smoke=smoke_config, prefix="federated")
     except SecureMedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -34,11 +34,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import ray
 import ray.train
 import torch
-import yaml
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from jobs.ray_setup import connect_ray
+from jobs.run_folder import resolve_run
 from securemed.errors import SecureMedError
 from securemed.evaluation.report_evaluation import (
     generate_reports,
@@ -63,7 +63,6 @@ from securemed.report_training.model_setup import build_job_model, job_tokenizer
 from securemed.report_training.trainer import ReportTrainer
 from securemed.text.tokenizer import ReportTokenizer
 
-CONFIG_FILE = "config.yaml"
 TOKENIZER_FILE = "tokenizer.json"
 STATE_FILE = "train_state.pt"
 MODEL_DIR = "model"
@@ -214,6 +213,8 @@ def train_variant(
             storage_path=str((output / "ray").resolve()),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=0),
+            # Ray Train's print patch tees worker prints into its logger: each line twice
+            worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}},
         ),
     )
     print(f"[{variant.name}] training ({', '.join(variant.modes)}) on {workers} workers")
@@ -381,32 +382,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def resolve_config(args: argparse.Namespace) -> tuple[ReportJobConfig, Path]:
-    """The config and output folder; a resumed run reuses the config it was started with."""
-    if args.resume:
-        if args.config or args.output:
-            raise SecureMedError("--resume takes the config and output of the run it continues")
-        saved = args.resume / CONFIG_FILE
-        if not saved.is_file():
-            raise SecureMedError(f"{args.resume} holds no {CONFIG_FILE}: not a report run folder")
-        return load_report_config(saved), args.resume
-    job = load_report_config(args.config)
-    if args.smoke_test:
-        job = smoke_config(job)
-    output = args.output or Path("runs") / time.strftime("report-%Y%m%d-%H%M%S")
-    if (output / CONFIG_FILE).exists():
-        raise SecureMedError(
-            f"{output} already holds a run; use --resume {output} or a new --output"
-        )
-    output.mkdir(parents=True, exist_ok=True)
-    (output / CONFIG_FILE).write_text(yaml.safe_dump(job.model_dump(mode="json"), sort_keys=False))
-    return job, output
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        job, output = resolve_config(args)
+        job, output = resolve_run(
+            args, load=load_report_config, smoke=smoke_config, prefix="report"
+        )
     except SecureMedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

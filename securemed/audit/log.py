@@ -38,6 +38,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
 
+from securemed.durable import fsync_directory
 from securemed.errors import AuditLogCorrupted, ConfigError
 
 #: ``prev_hash`` of the first entry.
@@ -299,14 +300,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class AuditLog:
     """The writer of one audit log file.
 
@@ -349,7 +342,7 @@ class AuditLog:
                     "per file and share it between threads"
                 ) from None
             if created:
-                _fsync_directory(self._path.parent)
+                fsync_directory(self._path.parent)
             scan = _scan(self._path)
             if scan.torn_line is not None and not repair_torn_tail:
                 _raise_if_torn(scan, self._path)

@@ -37,6 +37,7 @@ import safetensors.torch
 import torch
 import transformers
 
+from securemed.durable import fsync_directory, fsync_file
 from securemed.errors import CheckpointError, ConfigError
 from securemed.models.report_generator import ReportGenerator, ReportModelConfig
 from securemed.text.tokenizer import ReportTokenizer
@@ -179,7 +180,7 @@ def save_report_checkpoint(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         safetensors.torch.save_file(_deduplicated(model.state_dict()), staging / MODEL_FILE)
-        _fsync_file(staging / MODEL_FILE)
+        fsync_file(staging / MODEL_FILE)
         _write_text(staging / CONFIG_FILE, _json(model.config.to_dict()))
         _write_text(staging / TOKENIZER_FILE, tokenizer.to_json())
         _write_text(staging / TRAINING_FILE, _json(facts.to_dict()))
@@ -196,7 +197,7 @@ def save_report_checkpoint(
             }
         )
         _write_text(staging / MANIFEST_FILE, manifest)
-        _fsync_directory(staging)
+        fsync_directory(staging)
         _move_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -437,20 +438,6 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make the directory's entries durable, so a rename never publishes missing files."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _check_replaceable(target: Path) -> None:
     """Refuse to replace anything but an empty directory or an earlier checkpoint."""
     if not target.exists():
@@ -479,4 +466,4 @@ def _move_into_place(staging: Path, target: Path) -> None:
             retired.rename(target)
             raise
         shutil.rmtree(retired, ignore_errors=True)
-    _fsync_directory(target.parent)
+    fsync_directory(target.parent)

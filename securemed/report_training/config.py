@@ -96,7 +96,9 @@ class AdversarialConfig(StrictConfig):
 
     share: float = Field(default=0.05, gt=0.0, le=1.0, description="of each batch")
     attacks: tuple[AttackName, ...] = ("fgsm", "pgd", "deepfool")
-    epsilon: float = Field(default=FOUR_OVER_255, gt=0.0, description="L-infinity budget (FGSM, PGD)")
+    epsilon: float = Field(
+        default=FOUR_OVER_255, gt=0.0, description="L-infinity budget (FGSM, PGD)"
+    )
     pgd_steps: int = Field(default=5, ge=1)
     deepfool_max_iter: int = Field(default=10, ge=1)
     deepfool_overshoot: float = Field(default=0.02, ge=0.0)
