@@ -92,7 +92,7 @@ def train_variant_loop(loop_config: dict[str, Any]) -> None:
         tokenizer,
         optimisation=job.optimisation,
         epochs=epochs,
-        adversarial=job.adversarial if variant.adversarial else None,
+        adversarial=variant.adversarial_config(job.adversarial),
         privacy=job.privacy if variant.dp else None,
         rank=rank,
         world_size=world_size,
@@ -159,6 +159,7 @@ def training_facts(
     epochs: int,
 ) -> TrainingFacts:
     privacy = trainer.privacy_facts()
+    adversarial = variant.adversarial_config(job.adversarial)
     return TrainingFacts(
         modes=variant.modes,
         epsilon=privacy.epsilon if privacy else None,
@@ -176,7 +177,7 @@ def training_facts(
             "split": training_split(job, variant),
             "init_from": variant.init_from,
         },
-        adversarial=job.adversarial.model_dump(mode="json") if variant.adversarial else None,
+        adversarial=adversarial.model_dump(mode="json") if adversarial else None,
         metrics={},
     )
 

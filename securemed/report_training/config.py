@@ -133,6 +133,23 @@ class VariantConfig(StrictConfig):
         default=None, description="an earlier variant's name: fine-tune its weights"
     )
     epochs: int | None = Field(default=None, ge=1, description="default: optimisation.epochs")
+    adversarial_share: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="default: adversarial.share"
+    )
+
+    @model_validator(mode="after")
+    def _share_needs_adversarial(self) -> VariantConfig:
+        if self.adversarial_share is not None and not self.adversarial:
+            raise ValueError(f"{self.name}: adversarial_share needs adversarial: true")
+        return self
+
+    def adversarial_config(self, base: AdversarialConfig) -> AdversarialConfig | None:
+        """The attack mix this variant trains with (its own share if it sets one), or None."""
+        if not self.adversarial:
+            return None
+        if self.adversarial_share is None:
+            return base
+        return base.model_copy(update={"share": self.adversarial_share})
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -144,6 +161,13 @@ def _default_variants() -> tuple[VariantConfig, ...]:
     return (
         VariantConfig(name="standard"),
         VariantConfig(name="adversarial", adversarial=True),
+        VariantConfig(
+            name="adversarial-ft",
+            adversarial=True,
+            adversarial_share=0.25,
+            init_from="standard",
+            epochs=1,
+        ),
         VariantConfig(name="dp", dp=True, init_from="standard", epochs=2),
     )
 

@@ -25,6 +25,12 @@ def test_default_variants_are_standard_adversarial_and_dp_fine_tuning() -> None:
     assert variants["standard"].modes == ("standard",)
     assert variants["adversarial"].modes == ("adversarial",)
     assert variants["dp"].modes == ("dp",) and variants["dp"].init_from == "standard"
+    base = ReportJobConfig().adversarial
+    assert variants["adversarial"].adversarial_config(base) == base  # the 5 % default
+    fine_tuning = variants["adversarial-ft"].adversarial_config(base)
+    assert fine_tuning is not None and fine_tuning.share == 0.25
+    assert fine_tuning.attacks == base.attacks
+    assert variants["standard"].adversarial_config(base) is None
 
 
 @pytest.mark.parametrize(
@@ -42,6 +48,7 @@ def test_default_variants_are_standard_adversarial_and_dp_fine_tuning() -> None:
         ({"privacy": {"target_epsilon": None}}, "exactly one"),
         ({"optimisation": {"batch_size": 1}}, "optimisation.batch_size"),
         ({"colour": "blue"}, "colour"),
+        ({"variants": [{"name": "a", "adversarial_share": 0.5}]}, "needs adversarial: true"),
     ],
 )
 def test_inconsistent_configs_are_refused_with_the_field_named(raw, message) -> None:
