@@ -116,7 +116,6 @@ class ReportTrainer:
         self._attack_rng = torch.Generator().manual_seed(optimisation.seed * 1000 + rank)
         tokens = data.tokens(tokenizer, model.config.max_report_tokens)
         dataset = TensorDataset(data.images, tokens, data.findings)
-        self._examples = len(dataset)
         if privacy is not None:
             freeze_position_biases(model)
         optimizer: torch.optim.Optimizer = torch.optim.AdamW(
@@ -198,7 +197,10 @@ class ReportTrainer:
         steps = examples = adversarial = 0
         length = len(self._loader)
         for images, tokens, findings in self._loader:
-            if len(images) == 0:  # Poisson sampling can draw an empty batch
+            if len(images) == 0:  # Poisson sampling drew no film for this worker
+                self._empty_private_step()
+                steps += 1
+                self.global_step += 1
                 continue
             if self.adversarial is not None:
                 images, mixed = self._mix_adversarial(images, tokens, findings)
@@ -228,6 +230,16 @@ class ReportTrainer:
             seconds=time.perf_counter() - started,
             epsilon=self.epsilon(),
         )
+
+    def _empty_private_step(self) -> None:
+        """A DP step with nothing sampled here: zero per-example gradients, then the optimizer
+        step as usual, so noise is added, the accountant counts the step and every worker
+        joins the same gradient all-reduce (skipping it would hang the others)."""
+        for parameter in self.model.parameters():
+            if parameter.requires_grad:
+                parameter.grad_sample = parameter.new_zeros((0, *parameter.shape))
+        self._optimizer.step()
+        self._optimizer.zero_grad(set_to_none=True)
 
     def _set_epoch(self) -> None:
         sampler = getattr(self._loader, "sampler", None)

@@ -130,3 +130,15 @@ def test_dp_and_adversarial_training_combine(data, tokenizer) -> None:
 def test_a_split_smaller_than_one_batch_is_refused(data, tokenizer) -> None:
     with pytest.raises(ValueError, match="cannot fill one batch"):
         _trainer(data.subset(range(8)), tokenizer)
+
+
+def test_an_empty_poisson_batch_still_takes_a_noised_step(data, tokenizer) -> None:
+    """Nothing sampled: the weights still move (noise) and the accountant counts the step."""
+    trainer = _trainer(data, tokenizer, epochs=1, privacy=DPSGDConfig(target_epsilon=8.0))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer._empty_private_step()
+    trainer.global_step += 1  # as train_epoch counts it
+    spent = trainer.epsilon()
+    assert spent is not None and spent > 0  # the accountant saw the step
+    moved = [n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])]
+    assert moved and all("relative_attention_bias" not in n for n in moved)
