@@ -98,7 +98,7 @@ def measure_report_dp_step(
             "train",
         )
         tokenizer = ReportTokenizer.train(data.texts, vocab_size=min(model.vocab_size, 1000))
-        optimisation = OptimisationConfig(batch_size=batch_size, workers=0, seed=seed)
+        optimisation = OptimisationConfig(batch_size=batch_size, seed=seed)
 
         def trainer(privacy: DPSGDConfig | None) -> ReportTrainer:
             torch.manual_seed(seed)

@@ -11,6 +11,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel
 
+from securemed.durable import atomic_write
 from securemed.errors import SecureMedError
 
 CONFIG_FILE = "config.yaml"
@@ -50,7 +51,6 @@ def resolve_run(
             f"{output} already holds a run; use --resume {output} or a new --output"
         )
     output.mkdir(parents=True, exist_ok=True)
-    (output / CONFIG_FILE).write_text(
-        yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    )
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    atomic_write(output / CONFIG_FILE, lambda temporary: temporary.write_text(text))
     return config, output

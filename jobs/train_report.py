@@ -18,9 +18,9 @@ up from its last Ray Train checkpoint (weights, optimizer, accountant, position)
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -49,6 +49,7 @@ from securemed.evaluation.report_evaluation import (
 from securemed.federation.results import write_json
 from securemed.models.report_checkpoint import (
     TrainingFacts,
+    copy_report_checkpoint,
     load_report_checkpoint,
     save_report_checkpoint,
 )
@@ -58,11 +59,14 @@ from securemed.report_training.config import (
     load_report_config,
     parse_report_config,
 )
-from securemed.report_training.dataset import describe_data, load_split
+from securemed.report_training.dataset import Split, describe_data, load_split
 from securemed.report_training.model_setup import build_job_model, job_tokenizer
 from securemed.report_training.trainer import ReportTrainer
 from securemed.text.tokenizer import ReportTokenizer
 
+#: Ray Train forwards its workers' log records to the driver (a worker's print, patched into
+#: the same logger and also teed to its stdout, would show twice)
+log = logging.getLogger("securemed.train_report")
 TOKENIZER_FILE = "tokenizer.json"
 STATE_FILE = "train_state.pt"
 MODEL_DIR = "model"
@@ -78,14 +82,14 @@ def train_variant_loop(loop_config: dict[str, Any]) -> None:
     rank, world_size = context.get_world_rank(), context.get_world_size()
     job = parse_report_config(loop_config["job"])
     variant = job.variant(loop_config["variant"])
-    tokenizer = ReportTokenizer.from_json(loop_config["tokenizer"])
+    tokenizer = ReportTokenizer.load(loop_config["tokenizer_path"])
     torch.manual_seed(job.optimisation.seed)
     if variant.init_from is None:
         model = build_job_model(job, tokenizer)
     else:
         model = load_report_checkpoint(Path(loop_config["init_checkpoint"])).model
     epochs = variant.epochs or job.optimisation.epochs
-    data = load_split(job.data, training_split(job, variant))
+    data = load_split(job.data, training_split(variant))
     trainer = ReportTrainer(
         model,
         data,
@@ -102,25 +106,24 @@ def train_variant_loop(loop_config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as folder:
             trainer.load_state_dict(torch.load(Path(folder) / STATE_FILE, weights_only=True))
         if rank == 0:
-            print(f"[{variant.name}] resumed after epoch {trainer.epoch}", flush=True)
+            log.info("[%s] resumed after epoch %d", variant.name, trainer.epoch)
 
     def progress(step: int, steps: int, loss: float) -> None:
         if rank == 0:
-            print(
-                f"[{variant.name}] epoch {trainer.epoch + 1}/{epochs} step {step}/{steps} "
-                f"loss {loss:.3f}",
-                flush=True,
-            )
+            log.info(
+                "[%s] epoch %d/%d step %d/%d loss %.3f",
+                variant.name, trainer.epoch + 1, epochs, step, steps, loss,
+            )  # fmt: skip
 
     while trainer.epoch < epochs:
         stats = trainer.train_epoch(progress)
         if rank == 0:
             spent = f", epsilon {stats.epsilon:.2f}" if stats.epsilon is not None else ""
-            print(
-                f"[{variant.name}] epoch {stats.epoch}/{epochs} done in {stats.seconds:.0f} s: "
-                f"loss {stats.loss:.3f}, {stats.adversarial_examples} adversarial films{spent}",
-                flush=True,
-            )
+            log.info(
+                "[%s] epoch %d/%d done in %.0f s: loss %.3f, %d adversarial films%s",
+                variant.name, stats.epoch, epochs, stats.seconds, stats.loss,
+                stats.adversarial_examples, spent,
+            )  # fmt: skip
         metrics = {
             "epoch": stats.epoch,
             "loss": stats.loss,
@@ -144,11 +147,9 @@ def train_variant_loop(loop_config: dict[str, Any]) -> None:
             ray.train.report(metrics, checkpoint=saved)
 
 
-def training_split(job: ReportJobConfig, variant: VariantConfig) -> str:
-    """DP variants train on the private split when there is one (epsilon covers it)."""
-    if variant.dp and (job.data.source == "openi" or job.data.private_samples > 0):
-        return "private"
-    return "train"
+def training_split(variant: VariantConfig) -> Split:
+    """DP variants train on the private split (epsilon covers it), the others on train."""
+    return "private" if variant.dp else "train"
 
 
 def training_facts(
@@ -167,6 +168,7 @@ def training_facts(
         accountant=privacy.accountant if privacy else None,
         noise_multiplier=privacy.noise_multiplier if privacy else None,
         max_grad_norm=privacy.max_grad_norm if privacy else None,
+        sample_rate=privacy.sample_rate if privacy else None,
         dp_parameters=privacy.dp_parameters if privacy else (),
         frozen_parameters=privacy.frozen_parameters if privacy else (),
         steps=trainer.global_step,
@@ -174,20 +176,17 @@ def training_facts(
         train_examples=examples,
         data={
             **describe_data(job.data),
-            "split": training_split(job, variant),
+            "split": training_split(variant),
             "init_from": variant.init_from,
         },
         adversarial=adversarial.model_dump(mode="json") if adversarial else None,
-        metrics={},
     )
 
 
 # -- on the driver ---------------------------------------------------------------------------
 
 
-def train_variant(
-    job: ReportJobConfig, variant: VariantConfig, tokenizer: ReportTokenizer, output: Path
-) -> Path:
+def train_variant(job: ReportJobConfig, variant: VariantConfig, output: Path) -> Path:
     """Train one variant with Ray Train (or keep it if already done); its model folder."""
     final = output / variant.name / MODEL_DIR
     if (final / "manifest.json").is_file():
@@ -197,7 +196,9 @@ def train_variant(
     loop_config: dict[str, Any] = {
         "job": job.model_dump(mode="json"),
         "variant": variant.name,
-        "tokenizer": tokenizer.to_json(),
+        # by path: Ray keeps the loop config in its run state, and a vocabulary learnt from
+        # reports is data, not settings
+        "tokenizer_path": str((output / TOKENIZER_FILE).resolve()),
     }
     if variant.init_from is not None:
         loop_config["init_checkpoint"] = str((output / variant.init_from / MODEL_DIR).resolve())
@@ -214,8 +215,6 @@ def train_variant(
             storage_path=str((output / "ray").resolve()),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=0),
-            # Ray Train's print patch tees worker prints into its logger: each line twice
-            worker_runtime_env={"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}},
         ),
     )
     print(f"[{variant.name}] training ({', '.join(variant.modes)}) on {workers} workers")
@@ -223,16 +222,11 @@ def train_variant(
     if result.checkpoint is None:
         raise SecureMedError(f"variant {variant.name} finished without a checkpoint")
     with result.checkpoint.as_directory() as folder:
-        staging = final.with_name(MODEL_DIR + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(Path(folder) / MODEL_DIR, staging)
-        staging.replace(final)
+        copy_report_checkpoint(Path(folder) / MODEL_DIR, final)
     return final
 
 
-def evaluate_variants(
-    job: ReportJobConfig, models: dict[str, Path], tokenizer: ReportTokenizer, output: Path
-) -> dict[str, Any]:
+def evaluate_variants(job: ReportJobConfig, models: dict[str, Path]) -> dict[str, Any]:
     """Clean and PGD-robust metrics of every variant, and the most-common-report baseline."""
     evaluation = job.evaluation
     test = load_split(job.data, "test")
@@ -328,14 +322,10 @@ def results_table(evaluation: dict[str, Any]) -> str:
 
 def run(job: ReportJobConfig, output: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    tokenizer_path = output / TOKENIZER_FILE
-    if tokenizer_path.is_file():
-        tokenizer = ReportTokenizer.load(tokenizer_path)
-    else:
-        tokenizer = job_tokenizer(job, load_split(job.data, "train").texts)
-        tokenizer.save(tokenizer_path)
-    models = {v.name: train_variant(job, v, tokenizer, output) for v in job.variants}
-    evaluation = evaluate_variants(job, models, tokenizer, output)
+    if not (output / TOKENIZER_FILE).is_file():  # a resumed run keeps the one it learnt
+        job_tokenizer(job, load_split(job.data, "train").texts).save(output / TOKENIZER_FILE)
+    models = {v.name: train_variant(job, v, output) for v in job.variants}
+    evaluation = evaluate_variants(job, models)
     metrics = {
         **evaluation,
         "models": {name: str(path) for name, path in models.items()},
@@ -399,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         num_cpus=max(
             os.cpu_count() or 1, math.ceil(workers * job.optimisation.cpus_per_worker) + 1
         ),
+        dashboard=True,
     )
     try:
         metrics = run(job, output)

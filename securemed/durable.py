@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -19,3 +20,17 @@ def fsync_directory(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` through ``write(temporary_path)``, then publish it whole by a rename.
+
+    A crash leaves the old file or the new one, never half of one: readers such as
+    ``--resume`` trust what is on disk.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    write(temporary)
+    fsync_file(temporary)
+    os.replace(temporary, path)
+    fsync_directory(path.parent)

@@ -8,7 +8,6 @@ aggregate statistics are written (AUROC, epsilon, timings): no image, label or p
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,28 +15,22 @@ from typing import Any
 
 import torch
 
+from securemed.durable import atomic_write
 from securemed.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
 _CHECKPOINT = re.compile(r"round-(\d{4})\.pt$")
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     """Write JSON atomically (NaN is refused: it is not JSON)."""
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, allow_nan=False)))
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(payload, indent=2, allow_nan=False)))
 
 
 def save_checkpoint(output: Path, round_number: int, payload: Mapping[str, Any]) -> Path:
     """Save ``payload`` (global model, privacy states, metrics so far) for a round."""
     path = output / CHECKPOINT_DIR / f"round-{round_number:04d}.pt"
-    _atomic_write(path, lambda tmp: torch.save(dict(payload), tmp))
+    atomic_write(path, lambda tmp: torch.save(dict(payload), tmp))
     return path
 
 
@@ -96,5 +89,5 @@ def plot_progress(
     for axis in (left, right):
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds are whole numbers
     figure.tight_layout()
-    _atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
     plt.close(figure)

@@ -77,6 +77,8 @@ class TrainingFacts:
     accountant: str | None = None
     noise_multiplier: float | None = None
     max_grad_norm: float | None = None
+    #: Poisson sampling rate q of each step (DP only)
+    sample_rate: float | None = None
     dp_parameters: tuple[str, ...] = ()
     frozen_parameters: tuple[str, ...] = ()
     steps: int
@@ -85,8 +87,6 @@ class TrainingFacts:
     #: the training data: source, seed, sizes
     data: dict[str, Any]
     adversarial: dict[str, Any] | None = None
-    #: the evaluation summary; empty when none ran
-    metrics: dict[str, Any] = field(default_factory=dict)
     created_at: str = field(default_factory=_now)
 
     def __post_init__(self) -> None:
@@ -98,7 +98,9 @@ class TrainingFacts:
         if not self.modes:
             raise ConfigError("modes must name at least one training regime, e.g. ['standard']")
         if "dp" in self.modes:
-            stated = ("epsilon", "delta", "accountant", "noise_multiplier", "max_grad_norm")
+            stated = (
+                "epsilon", "delta", "accountant", "noise_multiplier", "max_grad_norm", "sample_rate"
+            )  # fmt: skip
             unstated = [name for name in stated if getattr(self, name) is None]
             if unstated or not self.dp_parameters:
                 raise ConfigError(
@@ -279,6 +281,41 @@ def load_report_checkpoint(
     model.load_state_dict(_complete_state(model, state, root / MODEL_FILE), strict=True)
     model.to(map_location).eval()
     return LoadedReportModel(model, tokenizer, facts, config, digest)
+
+
+def copy_report_checkpoint(source: Path, target: Path) -> str:
+    """Copy a checkpoint (out of a Ray Train checkpoint, say) to ``target``; its digest.
+
+    The copy is checked against the source's manifest and published by the same fsync and
+    rename as a fresh save, so a crash never leaves a ``target`` that looks complete.
+    """
+    source, target = Path(source), Path(target)
+    _check_replaceable(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        for name in (*CHECKPOINT_FILES, MANIFEST_FILE):
+            shutil.copyfile(_existing(source, name), staging / name)
+            fsync_file(staging / name)
+        manifest = (staging / MANIFEST_FILE).read_bytes()
+        for name, expected in _verified_hashes(staging, manifest).items():
+            if _sha256_file(staging / name) != expected:
+                raise CheckpointError(
+                    f"{source / name} does not match its manifest: the source is damaged or "
+                    "was altered; train the variant again"
+                )
+        fsync_directory(staging)
+        _move_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return hashlib.sha256(manifest).hexdigest()
+
+
+def _existing(root: Path, name: str) -> Path:
+    path = root / name
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: {root} is not a complete report checkpoint")
+    return path
 
 
 def _deduplicated(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

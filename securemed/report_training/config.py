@@ -32,7 +32,7 @@ class ReportDataConfig(StrictConfig):
     difficulty: float = Field(default=0.5, ge=0.0, le=1.0, description="synthetic only")
     train_samples: int = Field(default=8000, ge=8, description="synthetic: films to train on")
     private_samples: int = Field(
-        default=4000, ge=0, description="synthetic: a disjoint split that DP variants train on"
+        default=4000, ge=0, description="a disjoint split that DP variants train on"
     )
     test_samples: int = Field(default=300, ge=4)
     seed: int = 0
@@ -86,7 +86,7 @@ class OptimisationConfig(StrictConfig):
     finding_weight: float = Field(
         default=1.0, ge=0.0, description="weight of the finding head's loss (0 turns it off)"
     )
-    workers: int = Field(default=2, ge=0, description="Ray Train workers; 0 trains in-process")
+    workers: int = Field(default=2, ge=1, description="Ray Train CPU workers")
     cpus_per_worker: float = Field(default=1.0, gt=0.0)
     seed: int = 0
 
@@ -195,14 +195,29 @@ class ReportJobConfig(StrictConfig):
                     "be an earlier variant"
                 )
             seen.add(variant.name)
-            if variant.dp and not self.privacy.enabled:
-                raise ValueError(
-                    f"variants: {variant.name!r} asks for DP but privacy.enabled is false"
-                )
+            if variant.dp:
+                self._check_private_variant(variant)
         self.model.report_model_config(
             self.data.image_size
         )  # sizes checked now, not after training
         return self
+
+    def _check_private_variant(self, variant: VariantConfig) -> None:
+        """A DP variant trains on the private split only, and starts from no other DP model:
+        epsilon then covers exactly that split (a second DP pass over it would compose)."""
+        if not self.privacy.enabled:
+            raise ValueError(f"variants: {variant.name!r} asks for DP but privacy.enabled is false")
+        if self.data.private_samples == 0:
+            raise ValueError(
+                f"variants: {variant.name!r} trains with DP on the private split, which is "
+                "empty: set data.private_samples above 0"
+            )
+        if variant.init_from is not None and self.variant(variant.init_from).dp:
+            raise ValueError(
+                f"variants: {variant.name!r} would continue DP training of "
+                f"{variant.init_from!r} on the same split, so their epsilons compose; start "
+                "it from a non-DP variant or from scratch"
+            )
 
     def variant(self, name: str) -> VariantConfig:
         for variant in self.variants:

@@ -73,6 +73,8 @@ def finding_labels(texts: Sequence[str]) -> torch.Tensor:
 
 def load_split(config: ReportDataConfig, split: Split) -> PairedReports:
     """One split of the configured data."""
+    if split == "private" and config.private_samples == 0:
+        raise DataError("the private split is empty: set data.private_samples above 0")
     if config.source == "synthetic":
         return _synthetic_split(config, split)
     return _openi_split(config, split)
@@ -100,8 +102,6 @@ def _synthetic_split(config: ReportDataConfig, split: Split) -> PairedReports:
         "private": (config.train_samples, config.private_samples),
         "test": (config.train_samples + config.private_samples, config.test_samples),
     }[split]
-    if size == 0:
-        raise DataError(f"the {split} split is empty: set data.{split}_samples above 0")
     generator = SyntheticChestXRays(
         image_size=config.image_size, difficulty=config.difficulty, seed=config.seed
     )

@@ -7,14 +7,14 @@ up there by Ray's Torch backend, which is all the trainer needs to synchronise. 
 
 * Standard: AdamW on the report loss plus the finding head's loss, data sharded across workers
   with ``DistributedSampler``, gradients averaged by ``DistributedDataParallel``.
-* DP-SGD (Opacus): per-example gradients of every parameter except T5's relative position
-  biases (frozen, see :func:`freeze_position_biases`) are clipped and noised (T5's RMS norm
-  has no Opacus grad sampler; Opacus computes it with functorch), Poisson
-  sampling over the whole split sharded by Opacus, noise added once (by rank 0) and gradients
-  summed by Opacus's distributed optimizer (``DPDDP`` wraps the model: it only broadcasts the
-  initial weights). The noise multiplier is calibrated to ``privacy.target_epsilon`` over the
-  variant's steps; epsilon is read from the accountant, and the checkpoint lists exactly the
-  parameters it applies to.
+* DP-SGD (Opacus): per-example gradients of every parameter that has them are clipped and
+  noised (those that have none are frozen and listed, see :func:`freeze_for_dp`; T5's RMS
+  norm has no Opacus grad sampler, so Opacus computes it with functorch). Each worker
+  Poisson-samples its own shard at the global rate, noise is added once (by rank 0) and
+  gradients are summed by Opacus's distributed optimizer (``DPDDP`` wraps the model: it only
+  broadcasts the initial weights). The noise multiplier is calibrated to
+  ``privacy.target_epsilon`` over the variant's steps; epsilon is read from the accountant,
+  and the checkpoint lists exactly the parameters it applies to.
 * Adversarial: a share of each batch (default 5 %) is replaced by adversarial versions of the
   same films, crafted against the current model with FGSM, PGD and DeepFool in turn. FGSM and
   PGD climb the report loss inside an L-infinity ball; DeepFool pushes the finding head's
@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDataset
 
 from securemed.adversarial import deepfool, fgsm, pgd
 from securemed.config import DPSGDConfig
@@ -49,11 +50,14 @@ Progress = Callable[[int, int, float], None]
 
 @dataclass(frozen=True)
 class EpochStats:
+    """What one pass did: for progress lines and Ray Train's reported metrics."""
+
     epoch: int
     steps: int
     loss: float
     examples: int
     adversarial_examples: int
+    empty_batches: int  # Poisson draws of no film (DP): still a step
     seconds: float
     epsilon: float | None
 
@@ -113,11 +117,13 @@ class ReportTrainer:
         self.world_size = world_size
         self.epoch = 0
         self.global_step = 0
-        self._attack_rng = torch.Generator().manual_seed(optimisation.seed * 1000 + rank)
+        self._attack_rng = torch.Generator()
+        self._sampling_rng = torch.Generator()
+        self._noise_rng = torch.Generator()
         tokens = data.tokens(tokenizer, model.config.max_report_tokens)
         dataset = TensorDataset(data.images, tokens, data.findings)
         if privacy is not None:
-            freeze_position_biases(model)
+            freeze_for_dp(model)
         optimizer: torch.optim.Optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
             lr=optimisation.learning_rate,
@@ -160,7 +166,16 @@ class ReportTrainer:
         dataset: TensorDataset,
         privacy: DPSGDConfig,
     ) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader]:
+        """Opacus's module and optimizer, and this worker's own Poisson loader.
+
+        ``make_private`` sees the whole split (so its sample rate and expected batch are the
+        global ones); each worker then Poisson-samples its own shard at that rate with its own
+        generator, so every film is drawn independently with probability q, and every worker
+        takes the same number of steps: an empty draw is a step too (Opacus's distributed
+        sampler drops empty draws, which would leave workers out of step in the all-reduce).
+        """
         from opacus import PrivacyEngine
+        from opacus.data_loader import DPDataLoader
         from opacus.distributed import DifferentiallyPrivateDistributedDataParallel
 
         loader = DataLoader(dataset, batch_size=self.optimisation.batch_size)
@@ -170,35 +185,37 @@ class ReportTrainer:
         self._sample_rate = sample_rate
         distributed = DifferentiallyPrivateDistributedDataParallel
         module = model if self.world_size == 1 else distributed(model)
-        generator = torch.Generator().manual_seed(self.optimisation.seed * 7919 + self.rank)
         with warnings.catch_warnings():
             # secure_mode is off by design (seeded, reproducible runs), as in federated DP
             warnings.filterwarnings("ignore", message=".*Secure RNG.*")
             self._engine = PrivacyEngine(accountant=privacy.accountant)
-            private, optimizer, loader = self._engine.make_private(
+            private, optimizer, _ = self._engine.make_private(
                 module=module,
                 optimizer=optimizer,
                 data_loader=loader,
                 noise_multiplier=self.noise_multiplier,
                 max_grad_norm=privacy.max_grad_norm,
                 poisson_sampling=True,
-                noise_generator=generator,
+                noise_generator=self._noise_rng,
             )
-        return private, optimizer, loader
+        shard = Subset(dataset, range(self.rank, len(dataset), self.world_size))
+        own = DPDataLoader(shard, sample_rate=sample_rate, generator=self._sampling_rng)
+        return private, optimizer, own
 
     # -- training ----------------------------------------------------------------------------
 
     def train_epoch(self, progress: Progress | None = None) -> EpochStats:
         """One pass over the split (Poisson-sampled under DP); returns what it did."""
-        self._set_epoch()
+        self._seed_epoch()
         self._module.train()
         started = time.perf_counter()
         total = 0.0
-        steps = examples = adversarial = 0
+        steps = examples = adversarial = empty = 0
         length = len(self._loader)
         for images, tokens, findings in self._loader:
             if len(images) == 0:  # Poisson sampling drew no film for this worker
                 self._empty_private_step()
+                empty += 1
                 steps += 1
                 self.global_step += 1
                 continue
@@ -227,6 +244,7 @@ class ReportTrainer:
             loss=total / max(steps, 1),
             examples=examples,
             adversarial_examples=adversarial,
+            empty_batches=empty,
             seconds=time.perf_counter() - started,
             epsilon=self.epsilon(),
         )
@@ -235,13 +253,25 @@ class ReportTrainer:
         """A DP step with nothing sampled here: zero per-example gradients, then the optimizer
         step as usual, so noise is added, the accountant counts the step and every worker
         joins the same gradient all-reduce (skipping it would hang the others)."""
+        self._optimizer.zero_grad(set_to_none=True)
         for parameter in self.model.parameters():
             if parameter.requires_grad:
-                parameter.grad_sample = parameter.new_zeros((0, *parameter.shape))
+                setattr(parameter, "grad_sample", parameter.new_zeros((0, *parameter.shape)))  # noqa: B010
         self._optimizer.step()
-        self._optimizer.zero_grad(set_to_none=True)
 
-    def _set_epoch(self) -> None:
+    def _seed_epoch(self) -> None:
+        """Every random stream of this worker, derived from (seed, rank, epoch).
+
+        Workers draw different films, attacks and dropout masks, and a run resumed from an
+        epoch's checkpoint draws exactly what the uninterrupted run would have (no stream
+        state to save, and no noise replayed from an earlier epoch).
+        """
+        seeds = np.random.SeedSequence([self.optimisation.seed, self.rank, self.epoch])
+        sampling, attacks, noise, dropout = (int(s) for s in seeds.generate_state(4, np.uint64))
+        self._sampling_rng.manual_seed(sampling)
+        self._attack_rng.manual_seed(attacks)
+        self._noise_rng.manual_seed(noise)
+        torch.manual_seed(dropout)
         sampler = getattr(self._loader, "sampler", None)
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(self.epoch)
@@ -315,8 +345,6 @@ class ReportTrainer:
             "optimizer": optimizer.state_dict(),
             "epoch": self.epoch,
             "global_step": self.global_step,
-            "attack_rng": self._attack_rng.get_state(),
-            "torch_rng": torch.random.get_rng_state(),  # dropout: a resumed epoch draws the same
         }
         if self._engine is not None:
             state["accountant"] = self._engine.accountant.state_dict()
@@ -328,24 +356,34 @@ class ReportTrainer:
         optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
-        self._attack_rng.set_state(state["attack_rng"])
-        torch.random.set_rng_state(state["torch_rng"])
         if self._engine is not None:
             self._engine.accountant.load_state_dict(state["accountant"])
 
 
-def freeze_position_biases(model: ReportGenerator) -> tuple[str, ...]:
-    """Freeze T5's relative position biases for DP-SGD; returns their parameter names.
+def freeze_for_dp(model: nn.Module) -> tuple[str, ...]:
+    """Freeze the parameters DP-SGD cannot give per-example gradients; returns their names.
 
-    They are looked up by (query, key) position, not by example, so no per-example gradient
-    exists for them (Opacus would read the query axis as the batch). Frozen, they keep the
-    values they had before DP training, and the checkpoint lists them as not covered.
+    Three kinds: T5's relative position biases, looked up by (query, key) position rather
+    than by example (Opacus would read the query axis as the batch); parameters a container
+    module owns itself, such as a ViT's class token and position embeddings (Opacus computes
+    per-example gradients in leaf layers, and the tower's features are read through
+    ``forward_intermediates``, which a hook on the container does not see); and everything
+    in ``nn.MultiheadAttention`` (open_clip's ViT blocks), whose packed projections are used
+    functionally. The default ResNet tower loses nothing but T5's biases. Frozen parameters
+    keep the values they had before DP training; the checkpoint lists them as not covered.
     """
-    frozen = []
-    for name, parameter in model.named_parameters():
-        if "relative_attention_bias" in name:
+    frozen: dict[str, None] = {}  # ordered, no repeats (tied weights)
+    for module_name, module in model.named_modules():
+        prefix = f"{module_name}." if module_name else ""
+        if isinstance(module, nn.MultiheadAttention):
+            chosen = list(module.named_parameters())
+        elif "relative_attention_bias" in module_name or any(True for _ in module.children()):
+            chosen = list(module.named_parameters(recurse=False))
+        else:
+            continue
+        for name, parameter in chosen:
             parameter.requires_grad_(False)
-            frozen.append(name)
+            frozen[prefix + name] = None
     return tuple(frozen)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from securemed.durable import atomic_write
 from securemed.errors import ConfigError, DataError
 
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
@@ -89,7 +90,9 @@ class ReportTokenizer:
             raise ConfigError(f"not a saved report tokenizer: {error}") from None
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        """Written atomically: a resumed run reloads it."""
+        text = self.to_json()
+        atomic_write(Path(path), lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
     @classmethod
     def load(cls, path: str | Path) -> ReportTokenizer:

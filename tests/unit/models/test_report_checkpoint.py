@@ -44,6 +44,7 @@ FACTS = TrainingFacts(
     accountant="rdp",
     noise_multiplier=1.1,
     max_grad_norm=1.0,
+    sample_rate=0.004,
     dp_parameters=("text.lm_head.weight",),
     frozen_parameters=("vision.conv1.weight",),
     steps=120,
@@ -51,7 +52,6 @@ FACTS = TrainingFacts(
     train_examples=600,
     data={"source": "synthetic", "seed": 0, "train": 600, "validation": 100},
     adversarial={"attack": "pgd", "epsilon": 0.03},
-    metrics={"bleu": 0.41},
     created_at="2025-01-01T00:00:00+00:00",
 )
 

@@ -13,6 +13,7 @@ from securemed.data.synthetic import SyntheticChestXRays
 from securemed.errors import ConfigError
 from securemed.evaluation.report_labeler import Mention, label_report
 from securemed.models.report_generator import ReportGenerator, ReportModelConfig
+from securemed.report_training.trainer import freeze_for_dp
 from securemed.text import ReportTokenizer
 from securemed.text.tokenizer import PAD_ID
 
@@ -66,21 +67,35 @@ def test_the_finding_loss_is_added_per_example(batch) -> None:
     torch.testing.assert_close(both, text_only + 0.5 * head)
 
 
-def test_opacus_computes_per_example_gradients_of_every_parameter(batch) -> None:
-    """Group norm, out-of-place residuals and no in-place ReLU make the model DP-trainable."""
+@pytest.mark.parametrize("config", [SMALL, SMALL_VIT], ids=["resnet", "vit"])
+def test_opacus_per_example_gradients_equal_each_examples_own_gradient(batch, config) -> None:
+    """Group norm, out-of-place residuals and no in-place ReLU make the model DP-trainable:
+    Opacus's per-example gradient of every parameter DP trains equals the gradient of that
+    example's loss alone (dropout off, T5's functional attention dropout too, so both passes
+    compute the same function)."""
     torch.manual_seed(0)
-    model = ReportGenerator(SMALL)
-    for name, parameter in model.named_parameters():
-        if "relative_attention_bias" in name:  # looked up by position: frozen under DP
-            parameter.requires_grad_(False)
+    model = ReportGenerator(config)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "dropout", None), float):
+            module.dropout = 0.0
+    frozen = freeze_for_dp(model)
+    assert any("relative_attention_bias" in name for name in frozen)
     private = GradSampleModule(model)
     images, labels, _, reports = batch
     findings = torch.tensor([r.labels for r in reports], dtype=torch.float32)
     private(images, labels, findings).backward()
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            assert parameter.grad_sample is not None, name
-            assert parameter.grad_sample.shape == (4, *parameter.shape), name
+    per_example = {n: p.grad_sample.clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert set(per_example) | set(frozen) == {n for n, _ in model.named_parameters()}
+    private.disable_hooks()
+    for row in (0, 3):
+        own = torch.autograd.grad(
+            private._module(images[row : row + 1], labels[row : row + 1], findings[row : row + 1]),
+            [p for p in model.parameters() if p.requires_grad],
+        )
+        for (name, expected), actual in zip(per_example.items(), own, strict=True):
+            torch.testing.assert_close(expected[row], actual, atol=1e-5, rtol=1e-4, msg=name)
 
 
 @pytest.mark.parametrize("beams", [1, 3])

@@ -48,6 +48,15 @@ def test_default_variants_are_standard_adversarial_and_dp_fine_tuning() -> None:
         ({"privacy": {"target_epsilon": None}}, "exactly one"),
         ({"optimisation": {"batch_size": 1}}, "optimisation.batch_size"),
         ({"colour": "blue"}, "colour"),
+        (
+            {"data": {"private_samples": 0}, "variants": [{"name": "a", "dp": True}]},
+            "private split, which is empty",
+        ),
+        (
+            {"variants": [{"name": "a", "dp": True}, {"name": "b", "dp": True, "init_from": "a"}]},
+            "epsilons compose",
+        ),
+        ({"optimisation": {"workers": 0}}, "optimisation.workers"),
         ({"variants": [{"name": "a", "adversarial_share": 0.5}]}, "needs adversarial: true"),
     ],
 )
