@@ -13,6 +13,10 @@ write ``DIR/metrics.json`` and ``DIR/REPORT.md``. Each variant's model lands in
 
 ``--resume DIR`` continues a stopped run: finished variants are kept, an interrupted one picks
 up from its last Ray Train checkpoint (weights, optimizer, accountant, position).
+
+On a multi-node cluster ``DIR`` must be on storage every node sees (NFS or similar): workers
+read the tokenizer and a fine-tuned variant's starting weights from it, and Ray Train keeps
+its checkpoints under ``DIR/ray``.
 """
 
 from __future__ import annotations
