@@ -178,6 +178,7 @@ def training_facts(
         steps=trainer.global_step,
         epochs=epochs,
         train_examples=examples,
+        workers=trainer.world_size,
         data={
             **describe_data(job.data),
             "split": training_split(variant),

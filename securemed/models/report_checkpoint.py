@@ -84,6 +84,8 @@ class TrainingFacts:
     steps: int
     epochs: int
     train_examples: int
+    #: data-parallel workers that trained it (Ray Train's world size)
+    workers: int = 1
     #: the training data: source, seed, sizes
     data: dict[str, Any]
     adversarial: dict[str, Any] | None = None
@@ -109,8 +111,10 @@ class TrainingFacts:
                 )
         if "adversarial" in self.modes and self.adversarial is None:
             raise ConfigError("an adversarial run must describe its attack in 'adversarial'")
-        if min(self.steps, self.epochs, self.train_examples) < 0:
-            raise ConfigError("steps, epochs and train_examples cannot be negative")
+        if min(self.steps, self.epochs, self.train_examples) < 0 or self.workers < 1:
+            raise ConfigError(
+                "steps, epochs and train_examples cannot be negative, nor workers below 1"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)

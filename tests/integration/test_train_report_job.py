@@ -62,9 +62,8 @@ def test_ray_train_on_two_workers_writes_a_checkpoint_that_reloads_and_writes_re
     assert 0 < results["private"]["epsilon"] <= 8.0
     assert results["private"]["modes"] == ["adversarial", "dp"]
     assert "| standard |" in (output / "REPORT.md").read_text()
-    # both workers trained: Ray Train reported each epoch from a group of two
-    assert "on 2 workers" in result.stdout
     loaded = load_report_checkpoint(output / "standard" / "model")
+    assert loaded.facts.workers == 2  # Ray Train's world size where the model was trained
     assert loaded.facts.steps == 2 * (96 // 16)
     test = load_split(ReportDataConfig(**SMALL["data"]), "test")
     with torch.no_grad():
