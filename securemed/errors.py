@@ -75,3 +75,11 @@ class RoundAborted(SecureMedError):
 class CheckpointError(SecureMedError):
     """A model checkpoint or pretrained folder cannot be used: a file is missing, its hash
     differs from the manifest (tampered or corrupted), or its weights do not fit the model."""
+
+
+class EnvelopeRejected(SecureMedError):
+    """A sealed report failed a check when opened; ``reason`` is a stable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -1,0 +1,1 @@
+"""Cryptography of served reports: ECIES sealing inside a signed, versioned envelope."""
