@@ -2,15 +2,27 @@
 
 securemed pki init --out certs --hospitals 4
 securemed pki init --out certs --hospitals st-marys,general --server-name agg.example.org
+securemed keygen --out keys
+securemed decrypt --key keys/clinician.key --service-key service.pub.pem envelope.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
-from securemed.errors import SecureMedError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from securemed.crypto.sealing import (
+    EnvelopeOpener,
+    ReplayCache,
+    generate_clinician_key,
+)
+from securemed.errors import EnvelopeRejected, SecureMedError
 from securemed.pki import DEFAULT_SERVER_NAMES, init_pki
 
 
@@ -33,6 +45,46 @@ def _pki_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    """A clinician's secp256k1 key pair: the private key readable by its owner only."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = args.out / f"{args.name}.key", args.out / f"{args.name}.pub"
+    if private_path.exists():
+        raise SecureMedError(f"{private_path} exists: keys are never overwritten")
+    private, public = generate_clinician_key()
+    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(private + "\n")
+    public_path.write_text(public + "\n")
+    print(f"private key: {private_path} (keep it; mode 0600)")
+    print(f"public key:  {public_path} (register it with the report service)")
+    return 0
+
+
+def _decrypt(args: argparse.Namespace) -> int:
+    """Verify and open a sealed report; the report goes to stdout, nothing else does."""
+    try:
+        private = args.key.read_text().strip()
+        service_key = load_pem_public_key(args.service_key.read_bytes())
+        envelope = json.loads(args.envelope.read_text())
+    except FileNotFoundError as error:
+        raise SecureMedError(f"{error.filename} does not exist") from None
+    except (ValueError, UnicodeDecodeError):
+        raise SecureMedError(
+            "the key, the service key (PEM) or the envelope (JSON) cannot be read"
+        ) from None
+    if not isinstance(service_key, Ed25519PublicKey):
+        raise SecureMedError(f"{args.service_key} is not an Ed25519 public key")
+    cache = args.replay_cache or args.key.with_suffix(".opened.db")
+    opener = EnvelopeOpener(private, service_key, ReplayCache(cache))
+    try:
+        opened = opener.open(envelope)
+    except EnvelopeRejected as error:
+        raise SecureMedError(f"envelope refused ({error.reason}): {error}") from None
+    print(opened.report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="securemed", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--days", type=int, default=365, help="validity of every certificate")
     init.set_defaults(handler=_pki_init)
+    keygen = commands.add_parser("keygen", help="a clinician's key pair for sealed reports")
+    keygen.add_argument("--out", type=Path, required=True, help="folder for NAME.key/NAME.pub")
+    keygen.add_argument("--name", default="clinician", help="file name stem")
+    keygen.set_defaults(handler=_keygen)
+    decrypt = commands.add_parser("decrypt", help="verify and open a sealed report")
+    decrypt.add_argument("--key", type=Path, required=True, help="your private key file")
+    decrypt.add_argument(
+        "--service-key", type=Path, required=True, help="the report service's Ed25519 key (PEM)"
+    )
+    decrypt.add_argument(
+        "--replay-cache", type=Path, help="envelopes opened so far (default: beside --key)"
+    )
+    decrypt.add_argument("envelope", type=Path, help="the envelope JSON the service returned")
+    decrypt.set_defaults(handler=_decrypt)
     return parser
 
 
