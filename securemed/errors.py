@@ -77,9 +77,17 @@ class CheckpointError(SecureMedError):
     differs from the manifest (tampered or corrupted), or its weights do not fit the model."""
 
 
-class EnvelopeRejected(SecureMedError):
-    """A sealed report failed a check when opened; ``reason`` is a stable code."""
+class Rejected(SecureMedError):
+    """A refusal with a stable machine-readable ``reason`` beside the message for people."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class EnvelopeRejected(Rejected):
+    """A sealed report failed a check when opened."""
+
+
+class ClinicianRejected(Rejected):
+    """A clinician, their token or their key was refused by the registry."""
