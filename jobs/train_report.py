@@ -22,6 +22,7 @@ its checkpoints under ``DIR/ray``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import os
@@ -63,7 +64,7 @@ from securemed.report_training.config import (
     load_report_config,
     parse_report_config,
 )
-from securemed.report_training.dataset import Split, describe_data, load_split
+from securemed.report_training.dataset import Split, load_split, load_texts
 from securemed.report_training.model_setup import build_job_model, job_tokenizer
 from securemed.report_training.trainer import ReportTrainer
 from securemed.text.tokenizer import ReportTokenizer
@@ -167,20 +168,13 @@ def training_facts(
     adversarial = variant.adversarial_config(job.adversarial)
     return TrainingFacts(
         modes=variant.modes,
-        epsilon=privacy.epsilon if privacy else None,
-        delta=privacy.delta if privacy else None,
-        accountant=privacy.accountant if privacy else None,
-        noise_multiplier=privacy.noise_multiplier if privacy else None,
-        max_grad_norm=privacy.max_grad_norm if privacy else None,
-        sample_rate=privacy.sample_rate if privacy else None,
-        dp_parameters=privacy.dp_parameters if privacy else (),
-        frozen_parameters=privacy.frozen_parameters if privacy else (),
+        **(dataclasses.asdict(privacy) if privacy else {}),  # the DP guarantee, field by field
         steps=trainer.global_step,
         epochs=epochs,
         train_examples=examples,
         workers=trainer.world_size,
         data={
-            **describe_data(job.data),
+            **job.data.model_dump(mode="json"),
             "split": training_split(variant),
             "init_from": variant.init_from,
         },
@@ -235,7 +229,7 @@ def evaluate_variants(job: ReportJobConfig, models: dict[str, Path]) -> dict[str
     """Clean and PGD-robust metrics of every variant, and the most-common-report baseline."""
     evaluation = job.evaluation
     test = load_split(job.data, "test")
-    train_texts = load_split(job.data, "train").texts
+    train_texts = load_texts(job.data, "train")
     baseline_text = most_common_report(train_texts)
     results: dict[str, Any] = {
         "baseline_most_common_report": score_reports(
@@ -328,7 +322,7 @@ def results_table(evaluation: dict[str, Any]) -> str:
 def run(job: ReportJobConfig, output: Path) -> dict[str, Any]:
     started = time.perf_counter()
     if not (output / TOKENIZER_FILE).is_file():  # a resumed run keeps the one it learnt
-        job_tokenizer(job, load_split(job.data, "train").texts).save(output / TOKENIZER_FILE)
+        job_tokenizer(job, load_texts(job.data, "train")).save(output / TOKENIZER_FILE)
     models = {v.name: train_variant(job, v, output) for v in job.variants}
     evaluation = evaluate_variants(job, models)
     metrics = {

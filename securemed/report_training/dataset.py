@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -72,31 +72,35 @@ def finding_labels(texts: Sequence[str]) -> torch.Tensor:
 
 
 def load_split(config: ReportDataConfig, split: Split) -> PairedReports:
-    """One split of the configured data."""
+    """One split of the configured data: films, reports and the findings they assert."""
+    if config.source == "synthetic":
+        generator, indices = _synthetic_selection(config, split)
+        texts = tuple(report.text for report in ReportWriter(generator).reports(indices))
+        images = torch.from_numpy(generator.images(indices))
+    else:
+        records = _openi_selection(config, split)
+        texts = tuple(record.text for record in records)
+        images = torch.from_numpy(np.stack([load_image(r, config.image_size) for r in records]))
+    return PairedReports(images, texts, finding_labels(texts))
+
+
+def load_texts(config: ReportDataConfig, split: Split) -> tuple[str, ...]:
+    """The reports of one split without reading or rendering a film (tokenizer, baseline)."""
+    if config.source == "synthetic":
+        generator, indices = _synthetic_selection(config, split)
+        return tuple(report.text for report in ReportWriter(generator).reports(indices))
+    return tuple(record.text for record in _openi_selection(config, split))
+
+
+def _check_split(config: ReportDataConfig, split: Split) -> None:
     if split == "private" and config.private_samples == 0:
         raise DataError("the private split is empty: set data.private_samples above 0")
-    if config.source == "synthetic":
-        return _synthetic_split(config, split)
-    return _openi_split(config, split)
 
 
-def describe_data(config: ReportDataConfig) -> dict[str, Any]:
-    """What a checkpoint records about its data: source and sizes, never report text."""
-    description: dict[str, Any] = {"source": config.source, "image_size": config.image_size}
-    if config.source == "synthetic":
-        description.update(
-            difficulty=config.difficulty,
-            seed=config.seed,
-            train_samples=config.train_samples,
-            private_samples=config.private_samples,
-            test_samples=config.test_samples,
-        )
-    else:
-        description.update(csv=str(config.path), seed=config.seed)
-    return description
-
-
-def _synthetic_split(config: ReportDataConfig, split: Split) -> PairedReports:
+def _synthetic_selection(
+    config: ReportDataConfig, split: Split
+) -> tuple[SyntheticChestXRays, np.ndarray]:
+    _check_split(config, split)
     start, size = {
         "train": (0, config.train_samples),
         "private": (config.train_samples, config.private_samples),
@@ -105,13 +109,11 @@ def _synthetic_split(config: ReportDataConfig, split: Split) -> PairedReports:
     generator = SyntheticChestXRays(
         image_size=config.image_size, difficulty=config.difficulty, seed=config.seed
     )
-    indices = np.arange(start, start + size)
-    texts = tuple(report.text for report in ReportWriter(generator).reports(indices))
-    images = torch.from_numpy(generator.images(indices))
-    return PairedReports(images, texts, finding_labels(texts))
+    return generator, np.arange(start, start + size)
 
 
-def _openi_split(config: ReportDataConfig, split: Split) -> PairedReports:
+def _openi_selection(config: ReportDataConfig, split: Split) -> list[PairedRecord]:
+    _check_split(config, split)
     assert config.path is not None  # ReportDataConfig guarantees it for openi
     records = read_openi_csv(config.path)
     order = np.random.default_rng(config.seed).permutation(len(records))
@@ -122,11 +124,9 @@ def _openi_split(config: ReportDataConfig, split: Split) -> PairedReports:
         "private": (test, test + private),
         "train": (test + private, len(records)),
     }[split]
-    chosen: list[PairedRecord] = [records[i] for i in order[bounds[0] : bounds[1]]]
+    chosen = [records[i] for i in order[bounds[0] : bounds[1]]]
     if not chosen:
         raise DataError(
             f"{config.path} has too few studies for a {split} split ({len(records)} in all)"
         )
-    images = torch.from_numpy(np.stack([load_image(r, config.image_size) for r in chosen]))
-    texts = tuple(record.text for record in chosen)
-    return PairedReports(images, texts, finding_labels(texts))
+    return chosen

@@ -14,7 +14,7 @@ from securemed.data.reports import ReportWriter
 from securemed.data.synthetic import SyntheticChestXRays
 from securemed.errors import DataError
 from securemed.report_training.config import ReportDataConfig
-from securemed.report_training.dataset import load_split, pad_token_ids
+from securemed.report_training.dataset import load_split, load_texts, pad_token_ids
 from securemed.text import ReportTokenizer
 from securemed.text.tokenizer import EOS_ID, PAD_ID
 
@@ -33,6 +33,7 @@ def test_synthetic_splits_are_disjoint_consecutive_films_with_their_reports() ->
     truth = torch.tensor([writer.report(i).labels for i in range(12)], dtype=torch.float32)
     torch.testing.assert_close(train.findings, truth)
     assert load_split(SMALL, "test").texts == test.texts  # deterministic
+    assert load_texts(SMALL, "private") == private.texts  # the same reports, no films rendered
 
 
 def test_an_empty_split_is_refused() -> None:
@@ -73,6 +74,7 @@ def test_openi_folders_split_by_seed_with_labels_read_from_the_reports(tmp_path:
     )  # fmt: skip
     splits = {s: load_split(config, s) for s in ("train", "private", "test")}
     assert [len(splits[s]) for s in ("train", "private", "test")] == [13, 3, 4]
+    assert load_texts(config, "train") == splits["train"].texts
     texts = [t for split in splits.values() for t in split.texts]
     assert len(set(texts)) == 20  # disjoint, all studies used
     for split in splits.values():
