@@ -91,3 +91,9 @@ class EnvelopeRejected(Rejected):
 
 class ClinicianRejected(Rejected):
     """A clinician, their token or their key was refused by the registry."""
+
+
+class InputRejected(Rejected):
+    """A request's input cannot be served: not an image, a truncated or unsupported DICOM, a
+    file over the size limit. The reason is stable (``not_an_image``, ``truncated_dicom``...);
+    the message says what to send instead and never echoes the input."""
