@@ -254,6 +254,19 @@ class ReportGenerator(nn.Module):
         self, images: torch.Tensor, *, num_beams: int = 1, max_new_tokens: int | None = None
     ) -> torch.Tensor:
         """Token ids of the generated reports: greedy (``num_beams=1``) or beam search."""
+        return self.generate_scored(
+            images, num_beams=num_beams, max_new_tokens=max_new_tokens
+        ).token_ids
+
+    @torch.no_grad()
+    def generate_scored(
+        self, images: torch.Tensor, *, num_beams: int = 1, max_new_tokens: int | None = None
+    ) -> ScoredReports:
+        """Generated token ids with the log-probability the model gave each chosen token.
+
+        The scores are what a serving validator needs to tell a confident report from one the
+        model was unsure of; they come from the same decoding pass, at no extra forward.
+        """
         if num_beams < 1:
             raise ValueError(f"num_beams must be at least 1, got {num_beams}")
         output = self.text.generate(  # type: ignore[misc]  # transformers' mixin typing
@@ -261,8 +274,45 @@ class ReportGenerator(nn.Module):
             num_beams=num_beams,
             do_sample=False,
             max_new_tokens=max_new_tokens or self.config.max_report_tokens,
+            output_scores=True,
+            return_dict_in_generate=True,
         )
-        return output[:, 1:]  # drop the decoder start token
+        # greedy scores are raw logits (normalised here); beam scores are log-probabilities
+        logprobs = self.text.compute_transition_scores(
+            output.sequences,
+            output.scores,
+            getattr(output, "beam_indices", None),
+            normalize_logits=num_beams == 1,
+        )
+        token_ids = output.sequences[:, 1:].contiguous()  # drop the decoder start token
+        return ScoredReports(token_ids, logprobs, _up_to_eos(token_ids))
+
+
+@dataclass(frozen=True)
+class ScoredReports:
+    """Generated reports as token ids (B, T), each chosen token's log-probability (B, T), and
+    which positions belong to the report (up to and including its EOS; padding after it not)."""
+
+    token_ids: torch.Tensor
+    token_logprobs: torch.Tensor
+    mask: torch.Tensor
+
+    def mean_logprob(self) -> torch.Tensor:
+        """(B,) mean log-probability per generated token: the model's confidence in a report."""
+        counts = self.mask.sum(dim=1).clamp(min=1)
+        return (self.token_logprobs * self.mask).sum(dim=1) / counts
+
+    def min_prob(self) -> torch.Tensor:
+        """(B,) probability of each report's least likely token: one doubtful word shows here."""
+        masked = self.token_logprobs.masked_fill(~self.mask, 0.0)
+        return masked.min(dim=1).values.exp()
+
+
+def _up_to_eos(token_ids: torch.Tensor) -> torch.Tensor:
+    """True at every position up to and including the first EOS of each row."""
+    is_eos = token_ids == EOS_ID
+    after_eos = (is_eos.cumsum(dim=1) - is_eos.int()) > 0
+    return ~after_eos
 
 
 def _drop_pooling_head(tower: nn.Module) -> None:

@@ -108,6 +108,34 @@ def test_generation_returns_token_ids_greedy_and_beam(batch, beams: int) -> None
     assert all(isinstance(tokenizer.decode(row.tolist()), str) for row in out)
 
 
+@pytest.mark.parametrize("beams", [1, 3])
+def test_scored_generation_gives_each_chosen_tokens_log_probability(batch, beams: int) -> None:
+    """The scores match a teacher-forced pass over the generated report, token by token, so
+    the confidence a validator reads is the model's own probability of what it wrote."""
+    torch.manual_seed(0)
+    model = ReportGenerator(SMALL).eval()
+    images = batch[0]
+    scored = model.generate_scored(images, num_beams=beams, max_new_tokens=12)
+    assert torch.equal(scored.token_ids, model.generate(images, num_beams=beams, max_new_tokens=12))
+    with torch.no_grad():
+        logits = model.text(inputs_embeds=model.features(images)[1], labels=scored.token_ids).logits
+    forced = logits.log_softmax(-1).gather(-1, scored.token_ids.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(scored.token_logprobs[scored.mask], forced[scored.mask], atol=1e-4)
+    assert bool((scored.mean_logprob() <= 0).all())
+    assert bool(((scored.min_prob() > 0) & (scored.min_prob() <= 1)).all())
+
+
+def test_report_confidence_ignores_the_padding_after_eos() -> None:
+    from securemed.models.report_generator import ScoredReports
+    from securemed.text.tokenizer import EOS_ID
+
+    ids = torch.tensor([[5, EOS_ID, PAD_ID], [5, 6, EOS_ID]])
+    logprobs = torch.tensor([[-1.0, -3.0, -50.0], [-1.0, -2.0, -3.0]])
+    scored = ScoredReports(ids, logprobs, torch.tensor([[True, True, False], [True, True, True]]))
+    assert scored.mean_logprob().tolist() == [-2.0, -2.0]
+    assert torch.allclose(scored.min_prob(), torch.tensor([0.0498, 0.0498]), atol=1e-4)
+
+
 def test_the_model_learns_to_write_each_film_its_own_report(batch) -> None:
     """Four films, four reports: after fitting, the report greedy decoding writes for each
     film asserts that film's findings, so the decoder reads the image rather than writing
