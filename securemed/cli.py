@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from securemed.crypto.sealing import (
     ReplayCache,
     generate_clinician_key,
 )
+from securemed.durable import write_private_file
 from securemed.errors import EnvelopeRejected, SecureMedError
 from securemed.pki import DEFAULT_SERVER_NAMES, init_pki
 
@@ -52,9 +52,7 @@ def _keygen(args: argparse.Namespace) -> int:
     if private_path.exists():
         raise SecureMedError(f"{private_path} exists: keys are never overwritten")
     private, public = generate_clinician_key()
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(private + "\n")
+    write_private_file(private_path, (private + "\n").encode())
     public_path.write_text(public + "\n")
     print(f"private key: {private_path} (keep it; mode 0600)")
     print(f"public key:  {public_path} (register it with the report service)")
@@ -81,6 +79,10 @@ def _decrypt(args: argparse.Namespace) -> int:
         opened = opener.open(envelope)
     except EnvelopeRejected as error:
         raise SecureMedError(f"envelope refused ({error.reason}): {error}") from None
+    verdict = opened.header.get("verdict")
+    if isinstance(verdict, dict) and verdict.get("decision") != "pass":
+        codes = ", ".join(str(reason.get("code")) for reason in verdict.get("reasons", ()))
+        print(f"safety verdict: {verdict.get('decision')} ({codes})", file=sys.stderr)
     print(opened.report)
     return 0
 

@@ -34,3 +34,17 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     fsync_file(temporary)
     os.replace(temporary, path)
     fsync_directory(path.parent)
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Create ``path`` readable by its owner only (0600), durably; never replace one.
+
+    For private keys and secrets: an existing file is an error (``FileExistsError``) rather
+    than an overwrite, since replacing a key silently locks out everything sealed to it.
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    fsync_directory(path.parent)

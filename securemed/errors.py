@@ -4,6 +4,8 @@ Each class names what went wrong in the domain; the transport maps them to gRPC 
 one place (:mod:`securemed.transport.status`). Messages say what to do and never carry PHI.
 """
 
+from __future__ import annotations
+
 
 class SecureMedError(Exception):
     """Base class of every error SecureMed raises on purpose."""
@@ -83,6 +85,10 @@ class Rejected(SecureMedError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[Rejected], tuple[str, str]]:
+        # pickled across processes (Ray Serve replicas) with both arguments, not just the message
+        return type(self), (self.reason, str(self))
 
 
 class EnvelopeRejected(Rejected):

@@ -76,7 +76,7 @@ class ClinicianRegistry:
             try:
                 db.execute(
                     "INSERT INTO clinicians VALUES (?, ?, ?)",
-                    (clinician_id, _token_hash(token), _now()),
+                    (clinician_id, token_hash(token), _now()),
                 )
             except sqlite3.IntegrityError:
                 raise ClinicianRejected(
@@ -112,7 +112,7 @@ class ClinicianRegistry:
         """The clinician a bearer token belongs to."""
         with self._connect() as db:
             row = db.execute(
-                "SELECT clinician_id FROM clinicians WHERE token_sha256 = ?", (_token_hash(token),)
+                "SELECT clinician_id FROM clinicians WHERE token_sha256 = ?", (token_hash(token),)
             ).fetchone()
         if row is None:
             raise ClinicianRejected("invalid_token", "the bearer token is not valid")
@@ -162,7 +162,8 @@ def _checked_public_key(public_key_hex: str) -> bytes:
         ) from None
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored of a bearer token: enough to check one, useless to present one."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -77,9 +77,14 @@ class ReportSealer:
         recipient: bytes,
         request_id: str,
         model_version: str,
+        verdict: dict[str, Any] | None = None,
         now: datetime | None = None,
     ) -> dict[str, Any]:
-        """The JSON envelope of ``report`` for the holder of ``recipient``'s private key."""
+        """The JSON envelope of ``report`` for the holder of ``recipient``'s private key.
+
+        ``verdict`` (the safety validator's decision and reason codes) is signed with the rest
+        of the header, so a flagged report cannot be passed off as one that passed.
+        """
         issued = now or datetime.now(UTC)
         salt = secrets.token_bytes(16)
         inner = json.dumps({"salt": salt.hex(), "report": report}).encode()
@@ -95,6 +100,8 @@ class ReportSealer:
             "expires_at": _timestamp(issued + self._validity),
             "report_sha256": _report_hash(salt, report),
         }
+        if verdict is not None:
+            header["verdict"] = verdict
         signature = self._signing_key.sign(_signed_bytes(header, ciphertext))
         return {
             "header": header,

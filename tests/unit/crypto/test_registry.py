@@ -59,3 +59,12 @@ def test_bad_input_is_refused_with_a_stable_reason(tmp_path: Path) -> None:
     assert _reason(lambda: registry.register("dr-c", public)) == "key_reused"
     assert _reason(lambda: registry.register("dr-d", "02" + "00" * 32)) == "invalid_public_key"
     assert _reason(lambda: registry.register("dr-e", "zz")) == "invalid_public_key"
+
+
+def test_refusals_cross_process_boundaries_with_their_reason() -> None:
+    """Serve replicas pickle exceptions: the stable reason must survive the trip."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ClinicianRejected("key_revoked", "revoked")))
+    assert isinstance(error, ClinicianRejected)
+    assert (error.reason, str(error)) == ("key_revoked", "revoked")

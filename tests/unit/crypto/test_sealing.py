@@ -131,3 +131,17 @@ def test_the_report_hash_is_salted_so_guesses_cannot_be_checked(parties) -> None
     a, b = _seal(sealer, recipient, "a"), _seal(sealer, recipient, "b")
     assert a["header"]["report_sha256"] != b["header"]["report_sha256"]
     assert a["header"]["report_sha256"] != hashlib.sha256(REPORT.encode()).hexdigest()
+
+
+def test_the_safety_verdict_is_signed_with_the_header(parties) -> None:
+    """A flagged report cannot be passed off as one that passed: the verdict is signed."""
+    sealer, opener, recipient, _ = parties
+    verdict = {"decision": "flag", "reasons": [{"code": "low_confidence"}]}
+    envelope = sealer.seal(
+        REPORT, recipient=recipient, request_id="r", model_version="m", verdict=verdict, now=NOW
+    )
+    assert opener.open(copy.deepcopy(envelope), now=NOW).header["verdict"] == verdict
+    envelope["header"]["verdict"] = {"decision": "pass", "reasons": []}
+    with pytest.raises(EnvelopeRejected) as caught:
+        opener.open(envelope, now=NOW)
+    assert caught.value.reason == "bad_signature"
