@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from benchmarks.bench_dp_step import measure_dp_step
+from benchmarks.bench_phi import measure_anonymizer
 from benchmarks.bench_report import measure_generation, measure_report_dp_step
 from benchmarks.bench_round import measure_round, measure_secure_overhead
 from benchmarks.bench_secagg import measure_mask_throughput, measure_protocol, measure_unmask
@@ -45,6 +46,7 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
         report_step = measure_report_dp_step(
             model=SMOKE_REPORT_MODEL, batch_size=8, steps_per_epoch=2, repeats=1
         )
+        phi = measure_anonymizer(notes=8, repeats=1)
     else:
         dp_step = measure_dp_step()
         round_split = measure_round()
@@ -54,6 +56,7 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
         masks = measure_mask_throughput(length=1_000_000, repeats=50)
         generation = measure_generation()
         report_step = measure_report_dp_step()
+        phi = measure_anonymizer()
     dp_step["target_ratio"] = DP_STEP_RATIO_TARGET
     dp_step["meets_target"] = dp_step["ratio"] <= DP_STEP_RATIO_TARGET
     return {
@@ -72,6 +75,7 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
         "secagg_masks": masks,
         "report_generation": generation,
         "report_dp_step": report_step,
+        "phi_anonymizer": phi,
     }
 
 
@@ -120,6 +124,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"report model DP step {report_step['dp_step_s'] * 1e3:.0f} ms / plain "
         f"{report_step['non_dp_step_s'] * 1e3:.0f} ms = {report_step['ratio']:.2f}"
+    )
+    phi = results["phi_anonymizer"]
+    print(
+        f"PHI anonymizer {phi['phi_anonymizer_docs_per_s']:.1f} docs/s (recall "
+        f"{phi['phi_anonymizer_recall']:.3f}) / plain Presidio {phi['presidio_docs_per_s']:.1f} "
+        f"docs/s (recall {phi['presidio_recall']:.3f})"
     )
     print(f"written to {args.output}")
     return results
