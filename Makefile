@@ -9,7 +9,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke train-report test test-fast bench protos certs lint clean
+.PHONY: setup run smoke train-report serve test test-fast bench eval-phi protos certs lint clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ smoke: setup
 train-report: setup
 	$(PY) jobs/train_report.py --config configs/report.yaml --output runs/report-$$(date +%Y%m%d-%H%M%S) $(ARGS)
 
+## the report service on Ray Serve at http://127.0.0.1:8000 (deploy/serve.yaml): state in
+## var/serve, the newest model under runs/ (a small one is trained first when there is none)
+serve: setup
+	$(PY) jobs/serve.py $(ARGS)
+
 ## every test; `make test-fast` skips the ones marked slow
 test: setup
 	$(PY) -m pytest -q $(ARGS)
@@ -42,6 +47,10 @@ test-fast: setup
 bench: setup
 	$(PY) -m benchmarks.run --output bench-results/bench.json $(ARGS)
 
+## the text PHI anonymizer on generated notes: per-entity recall/precision/F2, fails below target
+eval-phi: setup
+	$(PY) -m securemed.cli eval-phi $(ARGS)
+
 ## regenerate the gRPC stubs (a test checks they are in sync)
 protos: setup
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --grpc_python_out=. --pyi_out=. protos/$(PROTO)
@@ -51,7 +60,7 @@ certs: setup
 	$(PY) -m securemed.cli pki init --out certs --hospitals 4
 
 lint: setup
-	$(PY) -m ruff check securemed actors jobs tests benchmarks
+	$(PY) -m ruff check securemed actors services jobs tests benchmarks
 	$(PY) -m mypy securemed
 
 clean:

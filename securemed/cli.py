@@ -4,6 +4,8 @@ securemed pki init --out certs --hospitals 4
 securemed pki init --out certs --hospitals st-marys,general --server-name agg.example.org
 securemed keygen --out keys
 securemed decrypt --key keys/clinician.key --service-key service.pub.pem envelope.json
+securemed serve-init --state var/serve
+securemed eval-phi --notes 500 --seed 0 --output phi-eval.json
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from securemed.crypto.sealing import (
 from securemed.durable import write_private_file
 from securemed.errors import EnvelopeRejected, SecureMedError
 from securemed.pki import DEFAULT_SERVER_NAMES, init_pki
+from securemed.serving.state import init_serving_state_with_token_file
 
 
 def _hospital_names(value: str) -> list[str]:
@@ -87,6 +90,48 @@ def _decrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_phi(args: argparse.Namespace) -> int:
+    """Score the text anonymizer on generated notes; non-zero exit when a target is missed.
+
+    The table and the JSON hold counts and scores only: the notes (synthetic PHI) are never
+    printed or written.
+    """
+    from securemed.phi import PhiAnonymizer
+    from securemed.phi.corpus import generate_phi_notes
+    from securemed.phi.evaluation import evaluate, format_table
+
+    if args.notes < 1:
+        raise SecureMedError("--notes must be at least 1")
+    notes = generate_phi_notes(args.notes, args.seed)
+    report = evaluate(PhiAnonymizer().find, notes)
+    report["seed"] = args.seed
+    print(format_table(report))
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written to {args.output}")
+    if not report["meets_targets"]:
+        missed = [t for t, row in report["entities"].items() if not _meets(row, report)]
+        print(f"below target: {', '.join(missed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _meets(row: dict[str, float], report: dict[str, object]) -> bool:
+    return bool(
+        row["recall"] >= float(report["recall_target"])  # type: ignore[arg-type]
+        and row["precision"] >= float(report["precision_target"])  # type: ignore[arg-type]
+    )
+
+
+def _serve_init(args: argparse.Namespace) -> int:
+    """The report service's keys and registry; the admin token to a 0600 file, once."""
+    token_file = init_serving_state_with_token_file(args.state)
+    print(f"service state created in {args.state}")
+    print(f"administrator token: {token_file} (mode 0600): move it to your secret store")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="securemed", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     decrypt.add_argument("envelope", type=Path, help="the envelope JSON the service returned")
     decrypt.set_defaults(handler=_decrypt)
+    serve_init = commands.add_parser(
+        "serve-init", help="the report service's signing key, secrets and clinician registry"
+    )
+    serve_init.add_argument("--state", type=Path, required=True, help="folder to create")
+    serve_init.set_defaults(handler=_serve_init)
+    eval_phi = commands.add_parser(
+        "eval-phi", help="recall/precision/F2 of the PHI anonymizer on generated notes"
+    )
+    eval_phi.add_argument("--notes", type=int, default=500, help="how many notes to generate")
+    eval_phi.add_argument("--seed", type=int, default=0, help="corpus seed (same seed, same notes)")
+    eval_phi.add_argument("--output", type=Path, help="JSON file for the scores (no PHI)")
+    eval_phi.set_defaults(handler=_eval_phi)
     return parser
 
 

@@ -108,6 +108,11 @@ class ClinicianRegistry:
                 (_now(), clinician_id),
             )
 
+    def clinician_count(self) -> int:
+        """How many clinicians are registered (a health probe reads the database with it)."""
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM clinicians").fetchone()[0])
+
     def authenticate(self, token: str) -> str:
         """The clinician a bearer token belongs to."""
         with self._connect() as db:

@@ -269,7 +269,8 @@ class ReportGenerator(nn.Module):
         """
         if num_beams < 1:
             raise ValueError(f"num_beams must be at least 1, got {num_beams}")
-        output = self.text.generate(  # type: ignore[misc]  # transformers' mixin typing
+        # transformers types generate()'s result as a union that includes a bare tensor
+        output: Any = self.text.generate(  # type: ignore[misc]  # transformers' mixin typing
             inputs_embeds=self.features(images)[1],
             num_beams=num_beams,
             do_sample=False,
@@ -278,7 +279,7 @@ class ReportGenerator(nn.Module):
             return_dict_in_generate=True,
         )
         # greedy scores are raw logits (normalised here); beam scores are log-probabilities
-        logprobs = self.text.compute_transition_scores(
+        logprobs = self.text.compute_transition_scores(  # type: ignore[misc]  # mixin typing
             output.sequences,
             output.scores,
             getattr(output, "beam_indices", None),

@@ -1,0 +1,1 @@
+"""Ray Serve deployments of the report service; ``services.app`` binds the graph."""

@@ -1,0 +1,51 @@
+"""The ReportGenerator deployment: the pinned checkpoint, batched with ``@serve.batch``.
+
+Requests that arrive within the batch wait share one decoding pass; the pass runs in a worker
+thread so the replica keeps accepting the requests that fill the next batch. Batch size and
+wait come from the deployment's ``user_config``, so they are tuned in ``deploy/serve.yaml``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import torch
+from ray import serve
+
+from securemed.serving.model_runner import DraftReport, ReportModelRunner
+from securemed.serving.settings import ServiceSettings
+
+
+@serve.deployment(
+    name="ReportGenerator",
+    ray_actor_options={"num_cpus": 1},
+    user_config={"max_batch_size": 8, "batch_wait_timeout_s": 0.02},
+)
+class GeneratorDeployment:
+    def __init__(self, settings: ServiceSettings) -> None:
+        torch.set_num_threads(1)
+        self._runner = ReportModelRunner.from_settings(settings)
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        self._write_batch.set_max_batch_size(int(config.get("max_batch_size", 8)))
+        self._write_batch.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.02)))
+
+    def model_version(self) -> str:
+        return self._runner.model_version
+
+    async def write(self, pixels: np.ndarray) -> DraftReport:
+        """One film's draft; batched with whatever else arrives within the wait."""
+        draft: DraftReport = await self._write_batch(self._runner.model_input(pixels))
+        return draft
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def _write_batch(self, films: list[np.ndarray]) -> list[DraftReport]:
+        return await asyncio.to_thread(self._runner.write, films)
+
+    def check_health(self) -> None:
+        """Unhealthy if the model no longer writes (a blank film must still get a draft)."""
+        blank = np.zeros((1, self._runner.image_size, self._runner.image_size), np.float32)
+        if not self._runner.write([blank])[0].text:
+            raise RuntimeError("the report model wrote nothing for the health probe")
