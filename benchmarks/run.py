@@ -23,6 +23,7 @@ from benchmarks.bench_phi import measure_anonymizer
 from benchmarks.bench_report import measure_generation, measure_report_dp_step
 from benchmarks.bench_round import measure_round, measure_secure_overhead
 from benchmarks.bench_secagg import measure_mask_throughput, measure_protocol, measure_unmask
+from benchmarks.bench_serve import ROOT, measure_service
 from securemed.models.report_generator import ReportModelConfig
 
 DP_STEP_RATIO_TARGET = 2.0  # DP-SGD step over the plain step, SimpleCNN, same batch
@@ -47,6 +48,9 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
             model=SMOKE_REPORT_MODEL, batch_size=8, steps_per_epoch=2, repeats=1
         )
         phi = measure_anonymizer(notes=8, repeats=1)
+        # the service needs its own Ray and a trained model: its smoke run is
+        # tests/integration/test_serve_job.py, not this seconds-long pass
+        service: dict[str, Any] = {"skipped": "smoke test"}
     else:
         dp_step = measure_dp_step()
         round_split = measure_round()
@@ -57,6 +61,7 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
         generation = measure_generation()
         report_step = measure_report_dp_step()
         phi = measure_anonymizer()
+        service = measure_service(runs_dir=ROOT / "runs")
     dp_step["target_ratio"] = DP_STEP_RATIO_TARGET
     dp_step["meets_target"] = dp_step["ratio"] <= DP_STEP_RATIO_TARGET
     return {
@@ -76,6 +81,7 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
         "report_generation": generation,
         "report_dp_step": report_step,
         "phi_anonymizer": phi,
+        "report_service": service,
     }
 
 
@@ -131,6 +137,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{phi['phi_anonymizer_recall']:.3f}) / plain Presidio {phi['presidio_docs_per_s']:.1f} "
         f"docs/s (recall {phi['presidio_recall']:.3f})"
     )
+    for clients, level in results["report_service"].get("concurrency", {}).items():
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in level["stage_p50_ms"].items())
+        print(
+            f"report service, {clients} clients: p50 {level['p50_ms']:.0f} ms, p99 "
+            f"{level['p99_ms']:.0f} ms, {level['requests_per_second']:.1f} req/s, "
+            f"{level['failed']} failed, {level['backpressure_503']} x 503; stage p50 ms: {stages}"
+        )
     print(f"written to {args.output}")
     return results
 

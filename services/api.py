@@ -34,7 +34,8 @@ from services.http_errors import (
 )
 from services.metrics import ServiceMetrics
 
-logger = logging.getLogger("securemed.serve")
+# a child of Serve's logger: lines land in the replica's log file with its request context
+logger = logging.getLogger("ray.serve.securemed")
 T = TypeVar("T")
 #: the id every envelope, error and log line of a request carries (Serve sets its own
 #: X-Request-ID for its access log; this one is SecureMed's)

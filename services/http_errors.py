@@ -35,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "file_too_large": 413,
     "image_too_large": 413,
     "not_an_image": 415,
+    "not_dicom": 415,
     "unsupported_dicom": 415,
     "empty_upload": 422,
     "missing_image": 422,
