@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from securemed.phi import PhiAnonymizer
+from securemed.safety.text_folding import strip_invisible
 from securemed.serving.intake import FilmIntake
 
 
@@ -40,8 +41,11 @@ class RequestAnonymizer:
         scrubbed: str | None = None
         removed: dict[str, int] = {}
         if indication is not None and indication.strip():
+            # a zero-width character inside a name would hide it from the recognizers
             result = self._text.anonymize(
-                indication, patient_id=film.patient_key, known_identifiers=film.identifiers
+                strip_invisible(indication),
+                patient_id=film.patient_key,
+                known_identifiers=film.identifiers,
             )
             scrubbed, removed = result.text, dict(result.counts)
         return AnonymizedRequest(film.pixels, scrubbed, film.kind, removed, dict(film.actions))

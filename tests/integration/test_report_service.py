@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -16,13 +17,13 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from securemed.crypto.sealing import generate_clinician_key
 from securemed.data.synthetic import SyntheticChestXRays
+from securemed.safety import DISCLAIMER
 from securemed.serving.state import init_service_state
 from services.api import REQUEST_ID_HEADER
+from tests.dicom_files import PHI, chest_xray_dicom
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -34,8 +35,10 @@ INDICATION = (
     "Patient Johnathan Whitfield, MRN 48213377, DOB 03/14/1961, call 555-201-7788. "
     "Cough and fever for 3 days, r/o pneumonia."
 )
-DICOM_PHI = ["Higginbotham", "Rosalind", "HX99812734", "19520817", "ACC7765123", "Mercy Ridge"]
-DICOM_INDICATION = "Follow-up film for Mrs Higginbotham, prior effusion."
+# the DICOM's header names the patient: the indication's "Doe" is only known to be PHI from it
+DICOM_PHI = ["Johnathan", "Quincy", PHI["PatientID"], PHI["AccessionNumber"], "Bartholomew",
+             "Okafor", "Vasquez", "Lindqvist", "Marguerite", "Evangeline"]  # fmt: skip
+DICOM_INDICATION = "Follow-up film for Mr Doe, prior effusion."
 
 
 def _free_port() -> int:
@@ -54,32 +57,6 @@ def _png(film: np.ndarray, text: str | None = None) -> bytes:
         ImageDraw.Draw(image).text((8, 8), text, fill=255)
     out = io.BytesIO()
     image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def _dicom(film: np.ndarray) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR image storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientName = "Higginbotham^Rosalind"
-    ds.PatientID = "HX99812734"
-    ds.PatientBirthDate = "19520817"
-    ds.AccessionNumber = "ACC7765123"
-    ds.InstitutionName = "Mercy Ridge General Hospital"
-    ds.StudyDate = "20240102"
-    ds.Modality = "CR"
-    ds.Rows, ds.Columns = film.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = (film * 4095).astype(np.uint16).tobytes()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
 
 
@@ -178,7 +155,7 @@ def tempfile_short() -> str:
 
 @pytest.fixture(scope="module")
 def clinician(service):
-    return service.register("dr-okafor")
+    return service.register("dr-adeyemi")
 
 
 def _error(response: httpx.Response, status: int, code: str) -> dict:
@@ -220,12 +197,30 @@ def test_a_dicom_is_deidentified_and_its_patient_scrubbed_from_the_indication(
     service, clinician, tmp_path
 ) -> None:
     token, key = clinician
-    response = service.report(token, _dicom(_film(seed=4)), DICOM_INDICATION)
+    response = service.report(token, chest_xray_dicom(burned_in=True), DICOM_INDICATION)
     assert response.status_code == 200, response.text
     opened = service.decrypt(response.json(), key, tmp_path)
     assert opened.returncode == 0, opened.stderr
     assert _has_sections(opened.stdout) and "effusion" in opened.stdout
     assert all(phi.lower() not in opened.stdout.lower() for phi in DICOM_PHI)
+    assert not re.search(r"\bDoe\b", opened.stdout)
+
+
+def test_a_flagged_report_is_sealed_behind_the_disclaimer_with_its_reasons(
+    service, clinician, tmp_path
+) -> None:
+    """Zero-width characters flag (they arrive in pasted text) and are removed before the
+    recognizers run, so the name they split is still found."""
+    token, key = clinician
+    indication = "Seen by Jo\u200bhnathan Whit\u200bfield, cough, r/o pneumonia."
+    response = service.report(token, _png(_film(seed=8)), indication)
+    assert response.status_code == 200, response.text
+    verdict = response.json()["header"]["verdict"]
+    assert verdict["decision"] == "flag"
+    assert "invisible_characters" in {reason["code"] for reason in verdict["reasons"]}
+    opened = service.decrypt(response.json(), key, tmp_path)
+    assert opened.stdout.startswith(DISCLAIMER) and "invisible_characters" in opened.stderr
+    assert "Whitfield" not in opened.stdout and "\u200b" not in opened.stdout
 
 
 def test_an_envelope_opens_once(service, clinician, tmp_path) -> None:
@@ -295,7 +290,7 @@ def test_rotating_a_key_seals_to_the_new_key_only(service, tmp_path) -> None:
     ("make_upload", "status", "code"),
     [
         (lambda: b"these are notes, not a film", 415, "not_an_image"),
-        (lambda: _dicom(_film(seed=7))[:-5000], 422, "truncated_dicom"),
+        (lambda: chest_xray_dicom()[:-5000], 422, "truncated_dicom"),
         (lambda: _png(_film())[:400], 422, "corrupt_image"),
         (lambda: b"", 422, "empty_upload"),
         (lambda: b"\x89PNG\r\n\x1a\n" + b"\0" * (UPLOAD_LIMIT + 1), 413, "file_too_large"),
