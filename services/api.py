@@ -10,9 +10,10 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -21,7 +22,9 @@ from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
 
 from securemed.safety import Verdict
-from securemed.serving.anonymization import served_report
+from securemed.serving.anonymization import AnonymizedRequest
+from securemed.serving.model_runner import DraftReport
+from securemed.serving.pipeline import ReportBlockedError, Stopwatch, produce_report
 from securemed.serving.settings import ServiceSettings
 from securemed.serving.state import ServiceState
 from services.http_errors import (
@@ -33,6 +36,7 @@ from services.http_errors import (
     log_failure,
 )
 from services.metrics import ServiceMetrics
+from services.refusals import stage_result
 
 # a child of Serve's logger: lines land in the replica's log file with its request context
 logger = logging.getLogger("ray.serve.securemed")
@@ -88,29 +92,6 @@ class KeyRotation(BaseModel):
     public_key: str = Field(max_length=200, description="the new secp256k1 public key, hex")
 
 
-class BlockedByValidatorError(Exception):
-    """The safety validator blocked the request or its report."""
-
-    def __init__(self, code: str, verdict: Verdict) -> None:
-        super().__init__(code)
-        self.code = code
-        self.verdict = verdict
-
-
-class _Stopwatch:
-    """Awaits one stage and records its milliseconds under the stage's name."""
-
-    def __init__(self, timings: dict[str, float]) -> None:
-        self._timings = timings
-
-    async def __call__(self, stage: str, work: Awaitable[T]) -> T:
-        started = time.perf_counter()
-        try:
-            return await work
-        finally:
-            self._timings[stage] = (time.perf_counter() - started) * 1000
-
-
 def _bearer(authorization: str | None) -> str:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -144,6 +125,55 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes, str | N
     return data, indication
 
 
+class _HandleStages:
+    """The pipeline's stages as calls to the deployments, for one clinician's request."""
+
+    def __init__(self, api: Any, clinician_id: str, request_id: str) -> None:
+        self._api = api
+        self._clinician_id = clinician_id
+        self._request_id = request_id
+
+    async def check_input(self, indication: str | None, image_bytes: int) -> Verdict:
+        return await stage_result(self._api._validator.check_input.remote(indication, image_bytes))
+
+    async def anonymize(self, image: bytes, indication: str | None) -> AnonymizedRequest:
+        return await stage_result(self._api._anonymizer.anonymize.remote(image, indication))
+
+    async def write(self, pixels: np.ndarray) -> DraftReport:
+        return await stage_result(self._api._generator.write.remote(pixels))
+
+    async def check_output(self, report: str, draft: DraftReport) -> Verdict:
+        return await stage_result(self._api._validator.check_output.remote(report, draft))
+
+    async def seal(self, report: str, verdict: Verdict, model_version: str) -> dict[str, Any]:
+        return await stage_result(
+            self._api._sealer.seal.remote(
+                report,
+                clinician_id=self._clinician_id,
+                request_id=self._request_id,
+                model_version=model_version,
+                verdict=verdict,
+            )
+        )
+
+
+def _reasons(verdict: Verdict) -> list[tuple[str, str]]:
+    return [(reason.code, reason.decision) for reason in verdict.reasons]
+
+
+def _blocked_response(blocked: ReportBlockedError, request_id: str) -> JSONResponse:
+    what = "request" if blocked.code == "input_blocked" else "generated report"
+    return as_response(
+        ApiError(
+            blocked.code,
+            f"the safety validator blocked the {what} ({', '.join(blocked.verdict.codes)}); "
+            "nothing was sealed: see the verdict's reasons",
+            verdict=blocked.verdict.to_dict(),
+        ),
+        request_id=request_id,
+    )
+
+
 # Helpers come before the deployment: ``serve.ingress`` serializes the routes when the class is
 # decorated, so a global defined further down the module would be missing in the replicas.
 
@@ -167,7 +197,6 @@ class ReportAPI:
         self._generator = generator
         self._validator = validator
         self._sealer = sealer
-        self._model_version: str | None = None
         self._metrics = ServiceMetrics()
 
     # -- reports -----------------------------------------------------------------------------
@@ -180,15 +209,22 @@ class ReportAPI:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         try:
-            envelope = await self._report(request, authorization, request_id, timings)
-        except BlockedByValidatorError as blocked:
-            outcome, response = blocked.code, self._blocked(blocked, request_id)
+            authenticate = self._authenticate(authorization)
+            clinician_id = await Stopwatch(timings)("authenticate", authenticate)
+            image, indication = await _read_upload(request, self._max_image_bytes)
+            stages = _HandleStages(self, clinician_id, request_id)
+            produced = await produce_report(stages, image, indication, timings)
+        except ReportBlockedError as blocked:
+            outcome, response = blocked.code, _blocked_response(blocked, request_id)
+            self._metrics.verdict(blocked.verdict.decision, _reasons(blocked.verdict))
         except Exception as error:  # every failure becomes a JSON error
             outcome, response = code_of(error), as_response(error, request_id=request_id)
             if response.status_code >= 500:
                 log_failure(logger, request_id, error)
         else:
-            outcome, response = "sealed", JSONResponse(envelope)
+            outcome = "sealed"
+            response = JSONResponse(produced.envelope, headers={"Cache-Control": "no-store"})
+            self._metrics.verdict(produced.verdict.decision, _reasons(produced.verdict))
         timings["total"] = (time.perf_counter() - started) * 1000
         for stage, milliseconds in timings.items():
             self._metrics.stage(stage, milliseconds)
@@ -206,70 +242,12 @@ class ReportAPI:
         )
         return response
 
-    async def _report(
-        self,
-        request: Request,
-        authorization: str | None,
-        request_id: str,
-        timings: dict[str, float],
-    ) -> dict[str, Any]:
-        stage = _Stopwatch(timings)
-        clinician_id = await stage("authenticate", self._authenticate(authorization))
-        image, indication = await _read_upload(request, self._max_image_bytes)
-        checked: Verdict = await stage(
-            "input_check", self._validator.check_input.remote(indication, len(image))
-        )
-        if checked.decision == "block":
-            raise BlockedByValidatorError("input_blocked", checked)
-        anonymized = await stage("anonymize", self._anonymizer.anonymize.remote(image, indication))
-        draft = await stage("generate", self._generator.write.remote(anonymized.pixels))
-        report = served_report(anonymized.indication, draft.text)
-        judged: Verdict = await stage(
-            "validate",
-            self._validator.check_output.remote(
-                report, draft.mean_token_logprob, draft.min_token_prob
-            ),
-        )
-        verdict = Verdict.combine(checked, judged)
-        sealed_text = verdict.apply(report)
-        if sealed_text is None:
-            raise BlockedByValidatorError("report_blocked", verdict)
-        envelope: dict[str, Any] = await stage(
-            "seal",
-            self._sealer.seal.remote(
-                sealed_text,
-                clinician_id=clinician_id,
-                request_id=request_id,
-                model_version=await self._current_model_version(),
-                verdict=verdict.to_dict(),
-            ),
-        )
-        return envelope
-
     async def _authenticate(self, authorization: str | None) -> str:
         token = _bearer(authorization)
         clinician_id = await asyncio.to_thread(self._registry.authenticate, token)
         # refuse a revoked clinician before any work is done for them (checked again at sealing)
         await asyncio.to_thread(self._registry.active_key, clinician_id)
         return clinician_id
-
-    async def _current_model_version(self) -> str:
-        if self._model_version is None:
-            self._model_version = str(await self._generator.model_version.remote())
-        return self._model_version
-
-    def _blocked(self, blocked: BlockedByValidatorError, request_id: str) -> JSONResponse:
-        what = "request" if blocked.code == "input_blocked" else "generated report"
-        codes = ", ".join(blocked.verdict.codes)
-        return as_response(
-            ApiError(
-                blocked.code,
-                f"the safety validator blocked the {what} ({codes}); nothing was sealed: see "
-                "the verdict's reasons",
-                verdict=blocked.verdict.to_dict(),
-            ),
-            request_id=request_id,
-        )
 
     # -- keys and clinicians -----------------------------------------------------------------
 
@@ -337,15 +315,19 @@ class ReportAPI:
     @api.get("/healthz", summary="Every stage reachable")
     async def healthz(self) -> JSONResponse:
         try:
-            version, key_id, _, _ = await asyncio.wait_for(
+            version, key_id, *_ = await asyncio.wait_for(
                 asyncio.gather(
                     self._generator.model_version.remote(),
                     self._sealer.service_key_id.remote(),
-                    self._anonymizer.find_phi.remote(""),
-                    self._validator.check_input.remote(None, 1),
+                    self._anonymizer.ready.remote(),
+                    self._validator.ready.remote(),
                 ),
                 timeout=10,
             )
         except Exception:  # any stage unreachable is "unavailable"
             return as_response(ApiError("unavailable", "a stage of the service is not ready"))
         return JSONResponse({"status": "ok", "model_version": version, "service_key_id": key_id})
+
+    def check_health(self) -> None:
+        """Unhealthy if the clinician registry cannot be read."""
+        self._registry.clinician_count()

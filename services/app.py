@@ -11,6 +11,7 @@ from typing import Any
 
 from ray.serve import Application
 
+from securemed.serving.model_runner import pin_checkpoint
 from securemed.serving.settings import parse_service_settings
 from services.anonymizer import AnonymizerDeployment
 from services.api import ReportAPI
@@ -20,8 +21,9 @@ from services.validator import ValidatorDeployment
 
 
 def build_app(args: dict[str, Any]) -> Application:
-    """The application for ``args`` (see :class:`~securemed.serving.settings.ServiceSettings`)."""
-    settings = parse_service_settings(args)
+    """The application for ``args`` (see :class:`~securemed.serving.settings.ServiceSettings`);
+    the checkpoint is resolved and its digest pinned here, once, for every replica."""
+    settings = pin_checkpoint(parse_service_settings(args))
     return ReportAPI.bind(
         settings,
         AnonymizerDeployment.bind(settings),

@@ -2,7 +2,7 @@
 
 Requests that arrive within the batch wait share one decoding pass; the pass runs in a worker
 thread so the replica keeps accepting the requests that fill the next batch. Batch size and
-wait come from the deployment's ``user_config``, so they are tuned in ``deploy/serve.yaml``.
+wait come from the deployment's ``user_config`` in ``deploy/serve.yaml``.
 """
 
 from __future__ import annotations
@@ -16,30 +16,31 @@ from ray import serve
 
 from securemed.serving.model_runner import DraftReport, ReportModelRunner
 from securemed.serving.settings import ServiceSettings
+from services.refusals import returning_refusals
 
 
-@serve.deployment(
-    name="ReportGenerator",
-    ray_actor_options={"num_cpus": 1},
-    user_config={"max_batch_size": 8, "batch_wait_timeout_s": 0.02},
-)
+@serve.deployment(name="ReportGenerator", ray_actor_options={"num_cpus": 1})
 class GeneratorDeployment:
     def __init__(self, settings: ServiceSettings) -> None:
         torch.set_num_threads(1)
         self._runner = ReportModelRunner.from_settings(settings)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
-        self._write_batch.set_max_batch_size(int(config.get("max_batch_size", 8)))
-        self._write_batch.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.02)))
+        """``user_config``: ``max_batch_size`` and ``batch_wait_timeout_s`` (both required)."""
+        self._write_batch.set_max_batch_size(int(config["max_batch_size"]))
+        self._write_batch.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
 
     def model_version(self) -> str:
         return self._runner.model_version
 
+    @returning_refusals
     async def write(self, pixels: np.ndarray) -> DraftReport:
         """One film's draft; batched with whatever else arrives within the wait."""
-        draft: DraftReport = await self._write_batch(self._runner.model_input(pixels))
+        film = await asyncio.to_thread(self._runner.model_input, pixels)
+        draft: DraftReport = await self._write_batch(film)
         return draft
 
+    # defaults for a deployment without user_config; deploy/serve.yaml's replace them
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _write_batch(self, films: list[np.ndarray]) -> list[DraftReport]:
         return await asyncio.to_thread(self._runner.write, films)

@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from ray.exceptions import RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from securemed.errors import ConfigError, Rejected
@@ -69,35 +71,51 @@ def error_response(
 ) -> JSONResponse:
     status = STATUS_BY_CODE.get(code, 400)
     body = {"error": {"code": code, "message": message, "request_id": request_id, **details}}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if status == 503:
+        headers["Retry-After"] = "5"
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def code_of(error: Exception) -> str:
+def _cause(error: BaseException) -> BaseException:
+    """The error a Ray task raised, not Ray's wrapper (whose text is a whole traceback)."""
+    while isinstance(error, RayTaskError) and isinstance(error.cause, BaseException):
+        error = error.cause
+    return error
+
+
+def code_of(error: BaseException) -> str:
     """The stable code an exception is answered with."""
+    error = _cause(error)
     if isinstance(error, ApiError):
         return error.code
     if isinstance(error, Rejected):
         return error.reason
-    if isinstance(error, ConfigError):
+    if isinstance(
+        error, ConfigError | BackPressureError | DeploymentUnavailableError | RayActorError
+    ):
         return "unavailable"
     return "internal_error"
 
 
 _GENERIC_MESSAGES = {
-    "unavailable": "the service is misconfigured; the operator must check its logs",
+    "unavailable": "the service is overloaded or a stage is restarting: retry shortly",
     "internal_error": "the service failed on this request; retry, and report the request id "
     "if it persists",
 }
 
 
-def as_response(error: Exception, *, request_id: str | None = None) -> JSONResponse:
-    """The response for any exception a route raised; unexpected ones say nothing about why."""
+def as_response(error: BaseException, *, request_id: str | None = None) -> JSONResponse:
+    """The response for any exception a route raised; only our own errors' messages are
+    shown, anything else gets a generic one that says nothing about why."""
+    error = _cause(error)
     code = code_of(error)
-    if code in _GENERIC_MESSAGES:
-        return error_response(code, _GENERIC_MESSAGES[code], request_id=request_id)
-    details = error.details if isinstance(error, ApiError) else {}
-    return error_response(code, str(error), request_id=request_id, **details)
+    if isinstance(error, ApiError):
+        return error_response(code, str(error), request_id=request_id, **error.details)
+    if isinstance(error, Rejected) and code not in _GENERIC_MESSAGES:
+        return error_response(code, str(error), request_id=request_id)
+    message = _GENERIC_MESSAGES.get(code, _GENERIC_MESSAGES["internal_error"])
+    return error_response(code, message, request_id=request_id)
 
 
 def log_failure(logger: logging.Logger, request_id: str | None, error: BaseException) -> None:
@@ -125,5 +143,10 @@ def install_error_handlers(api: FastAPI) -> None:
             return error_response("invalid_request", "the request cannot be served")
         return error_response(code, "no such route or method: see /v1/openapi.json")
 
+    async def anything(_: Request, error: Exception) -> JSONResponse:
+        log_failure(logging.getLogger("ray.serve.securemed"), None, error)
+        return as_response(error)
+
     api.add_exception_handler(RequestValidationError, validation)
     api.add_exception_handler(StarletteHTTPException, http)
+    api.add_exception_handler(Exception, anything)

@@ -11,6 +11,17 @@ from collections.abc import Iterable, Mapping
 
 from ray.util import metrics
 
+from securemed.safety.codes import Code
+
+REASON_CODES = tuple(code.value for code in Code)
+IMAGE_ACTIONS = (
+    "removed",
+    "replaced",
+    "uids_remapped",
+    "dates_shifted",
+    "private_tags_removed",
+    "burned_in_regions_blanked",
+)
 STAGES = ("authenticate", "input_check", "anonymize", "generate", "validate", "seal", "total")
 _LATENCY_BOUNDARIES_MS = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1e3, 2e3, 5e3, 1e4]
 OTHER = "other"
@@ -43,8 +54,15 @@ class ServiceMetrics:
         )
         self.verdicts = metrics.Counter(
             "securemed_validator_verdicts",
-            description="Safety validator reasons by decision (pass counts once, no reason).",
+            description="Safety verdicts of requests: each reason by its decision; a request "
+            "with no reason counts once as pass.",
             tag_keys=("decision", "reason"),
+        )
+        self.image_deidentification = metrics.Counter(
+            "securemed_image_deidentification_actions",
+            description="De-identification actions on uploaded films (DICOM attributes removed "
+            "or replaced, UIDs remapped, dates shifted, burned-in text blanked), by kind.",
+            tag_keys=("action", "image_kind"),
         )
         self.sealed = metrics.Counter(
             "securemed_reports_sealed",
@@ -64,3 +82,22 @@ class ServiceMetrics:
             if count:
                 tags = {"entity_type": closed_label(entity_type, allowed), "source": source}
                 self.phi_removed.inc(count, tags=tags)
+
+    def image_actions(self, actions: Mapping[str, int], *, kind: str) -> None:
+        for action, count in actions.items():
+            if count:
+                tags = {
+                    "action": closed_label(action, IMAGE_ACTIONS),
+                    "image_kind": closed_label(kind, ("png", "jpeg", "dicom")),
+                }
+                self.image_deidentification.inc(count, tags=tags)
+
+    def verdict(self, decision: str, reasons: Iterable[tuple[str, str]]) -> None:
+        """One request's verdict: each (code, decision) reason, or one pass."""
+        counted = False
+        for code, reason_decision in reasons:
+            tags = {"decision": reason_decision, "reason": closed_label(code, REASON_CODES)}
+            self.verdicts.inc(tags=tags)
+            counted = True
+        if not counted:
+            self.verdicts.inc(tags={"decision": decision, "reason": "none"})

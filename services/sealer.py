@@ -6,15 +6,18 @@ report was being written is never sealed to.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from ray import serve
 
 from securemed.crypto.sealing import ReportSealer
+from securemed.safety import Verdict
 from securemed.serving.settings import ServiceSettings
 from securemed.serving.state import ServiceState
 from services.metrics import ServiceMetrics
+from services.refusals import returning_refusals
 
 
 @serve.deployment(name="ReportSealer", ray_actor_options={"num_cpus": 0.1})
@@ -27,24 +30,25 @@ class SealerDeployment:
         )
         self._metrics = ServiceMetrics()
 
-    def seal(
+    @returning_refusals
+    async def seal(
         self,
         report: str,
         *,
         clinician_id: str,
         request_id: str,
         model_version: str,
-        verdict: dict[str, Any],
+        verdict: Verdict,
     ) -> dict[str, Any]:
-        key = self._registry.active_key(clinician_id)
+        key = await asyncio.to_thread(self._registry.active_key, clinician_id)
         envelope = self._sealer.seal(
             report,
             recipient=key.public_key,
             request_id=request_id,
             model_version=model_version,
-            verdict=verdict,
+            verdict=verdict.to_dict(),
         )
-        self._metrics.sealed.inc(tags={"verdict": str(verdict.get("decision", "pass"))})
+        self._metrics.sealed.inc(tags={"verdict": verdict.decision})
         return envelope
 
     def service_key_id(self) -> str:

@@ -287,6 +287,12 @@ def load_report_checkpoint(
     return LoadedReportModel(model, tokenizer, facts, config, digest)
 
 
+def checkpoint_digest(directory: str | Path) -> str:
+    """The digest :func:`load_report_checkpoint` would report, from the manifest alone: what a
+    server pins before its replicas load (they verify every file against it)."""
+    return hashlib.sha256(_read(Path(directory), MANIFEST_FILE)).hexdigest()
+
+
 def copy_report_checkpoint(source: Path, target: Path) -> str:
     """Copy a checkpoint (out of a Ray Train checkpoint, say) to ``target``; its digest.
 

@@ -411,9 +411,7 @@ class DeidentifiedStudy:
     def to_bytes(self) -> bytes:
         """The de-identified image as a DICOM Part 10 file (Explicit VR Little Endian)."""
         buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pydicom.dcmwrite(buffer, self.dataset, enforce_file_format=True)
+        pydicom.dcmwrite(buffer, self.dataset, enforce_file_format=True)
         return buffer.getvalue()
 
 
@@ -434,6 +432,8 @@ class DicomDeidentifier:
             pregnancy status (option 113108) instead of removing them.
         detect_burned_in_text: look for text in the pixels of every image; when off, only
             images whose header says ``BurnedInAnnotation`` = ``YES`` are searched.
+        max_pixels: larger images are refused (``image_too_large``) before their pixel data
+            is decoded, so a small compressed file cannot expand into gigabytes.
 
     Example:
         >>> deidentifier = DicomDeidentifier(os.urandom(32))
@@ -448,6 +448,7 @@ class DicomDeidentifier:
         date_shift_days_max: int = 365,
         retain_patient_characteristics: bool = False,
         detect_burned_in_text: bool = True,
+        max_pixels: int = 50_000_000,
     ) -> None:
         if not isinstance(secret, bytes) or len(secret) < _MIN_SECRET_BYTES:
             raise ConfigError(
@@ -462,6 +463,7 @@ class DicomDeidentifier:
         self._date_shift_days_max = date_shift_days_max
         self._retain_patient_characteristics = retain_patient_characteristics
         self._detect_burned_in_text = detect_burned_in_text
+        self._max_pixels = max_pixels
         _withhold_pydicom_log_messages()
 
     def __repr__(self) -> str:
@@ -477,30 +479,31 @@ class DicomDeidentifier:
             InputRejected: ``not_dicom``, ``truncated_dicom``, ``no_pixel_data`` or
                 ``unsupported_dicom``; the message says what to send instead.
         """
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom's warnings can quote header values
-            try:
-                ds = _parse(data)
-                study = self._deidentify(ds)
-            except InputRejected:
-                raise
-            except Exception as exc:
-                # Malformed values make pydicom and numpy raise errors that quote them; the
-                # cause is dropped so no traceback or log line carries header content.
-                logger.warning(
-                    "DICOM header could not be processed", extra={"error": type(exc).__name__}
-                )
-                raise _reject(
-                    "unsupported_dicom",
-                    "The DICOM header holds values this service cannot interpret. Export the "
-                    "image again from the PACS, uncompressed, and send that file.",
-                ) from None
+        # pydicom's warnings can quote header values: they are filtered process-wide when the
+        # deidentifier is built (a catch_warnings block here would race across the threads a
+        # Serve replica runs requests in)
+        try:
+            ds = _parse(data)
+            study = self._deidentify(ds)
+        except InputRejected:
+            raise
+        except Exception as exc:
+            # Malformed values make pydicom and numpy raise errors that quote them; the
+            # cause is dropped so no traceback or log line carries header content.
+            logger.warning(
+                "DICOM header could not be processed", extra={"error": type(exc).__name__}
+            )
+            raise _reject(
+                "unsupported_dicom",
+                "The DICOM header holds values this service cannot interpret. Export the "
+                "image again from the PACS, uncompressed, and send that file.",
+            ) from None
         logger.debug("de-identified a DICOM image", extra={"actions": study.actions})
         return study
 
     def _deidentify(self, ds: Dataset) -> DeidentifiedStudy:
         """Pixels first (they decide whether the file is servable), then the header."""
-        stored, pixels = _read_pixels(ds)
+        stored, pixels = _read_pixels(ds, self._max_pixels)
         key_material = _patient_key_material(ds)
         patient_key = self._hmac(b"patient", key_material).hex()[:32]
         shift_days = self._date_shift(key_material)
@@ -990,7 +993,7 @@ def _walk_elements(
 # ----------------------------------------------------------------------------- pixels
 
 
-def _read_pixels(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+def _read_pixels(ds: Dataset, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
     """Check the image can be served and return (stored values, display values in [0, 1])."""
     if _PIXEL_DATA not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
@@ -1024,6 +1027,13 @@ def _read_pixels(ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
             "unsupported_dicom",
             "The image's size or bit depth is missing or unusual (8, 16 or 32 bits allocated "
             "are supported). Export it again as a standard radiograph.",
+        )
+
+    if rows * columns > max_pixels:  # checked before decoding: a compressed bomb is small
+        raise _reject(
+            "image_too_large",
+            f"The image has {rows * columns} pixels, more than the {max_pixels} allowed; "
+            "send a downscaled export.",
         )
 
     syntax = UID(ds.file_meta.TransferSyntaxUID)
@@ -1142,6 +1152,7 @@ class _WithholdMessage(logging.Filter):
 
 
 def _withhold_pydicom_log_messages() -> None:
+    warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
     pydicom_logger = logging.getLogger("pydicom")
     if not any(isinstance(f, _WithholdMessage) for f in pydicom_logger.filters):
         pydicom_logger.addFilter(_WithholdMessage())

@@ -10,7 +10,6 @@ them. Every refusal is an :class:`~securemed.errors.InputRejected` with a stable
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,26 +72,26 @@ class FilmIntake:
         )
 
     def _decode_picture(self, data: bytes) -> np.ndarray:
+        # the size is read from the header and checked before any pixel is decoded, so the
+        # decompression-bomb guard needs no (thread-unsafe) warnings filter
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data)) as image:
-                    width, height = image.size
-                    if width * height > self._max_image_pixels:
-                        raise InputRejected(
-                            "image_too_large",
-                            f"the image has {width * height} pixels, more than the "
-                            f"{self._max_image_pixels} allowed: downscale it first",
-                        )
-                    return _grey(image)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > self._max_image_pixels:
+                    raise InputRejected(
+                        "image_too_large",
+                        f"the image has {width * height} pixels, more than the "
+                        f"{self._max_image_pixels} allowed: downscale it first",
+                    )
+                return _grey(image)
+        except Image.DecompressionBombError:  # Pillow's own guard, above twice its limit
+            raise InputRejected(
+                "image_too_large", "the image is too large to decode safely: downscale it first"
+            ) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
             raise InputRejected(
                 "corrupt_image",
                 f"the image cannot be decoded (truncated or corrupt): {_SEND_INSTEAD}",
-            ) from None
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-            raise InputRejected(
-                "image_too_large", "the image is too large to decode safely: downscale it first"
             ) from None
 
 

@@ -16,7 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from securemed.models.report_checkpoint import LoadedReportModel, load_report_checkpoint
+from securemed.models.report_checkpoint import (
+    LoadedReportModel,
+    checkpoint_digest,
+    load_report_checkpoint,
+)
 from securemed.report_training.config import ReportDataConfig
 from securemed.report_training.dataset import load_texts
 from securemed.serving.checkpoints import newest_checkpoint
@@ -30,6 +34,16 @@ class DraftReport:
     text: str
     mean_token_logprob: float
     min_token_prob: float
+    #: the checkpoint that wrote it (what the sealed envelope names)
+    model_version: str
+
+
+def pin_checkpoint(settings: ServiceSettings) -> ServiceSettings:
+    """The settings with the checkpoint found once and its digest pinned, so every replica
+    (and every restart of one) loads the same model, whatever is trained meanwhile."""
+    path = settings.checkpoint or newest_checkpoint(settings.runs_dir, settings.variant_preference)
+    digest = settings.checkpoint_digest or checkpoint_digest(path)
+    return settings.model_copy(update={"checkpoint": Path(path), "checkpoint_digest": digest})
 
 
 def served_checkpoint(settings: ServiceSettings) -> LoadedReportModel:
@@ -76,6 +90,6 @@ class ReportModelRunner:
         scored = self._loaded.model.generate_scored(images, num_beams=self._num_beams)
         means, minima = scored.mean_logprob().tolist(), scored.min_prob().tolist()
         return [
-            DraftReport(self._loaded.tokenizer.decode(ids.tolist()), mean, low)
+            DraftReport(self._loaded.tokenizer.decode(ids.tolist()), mean, low, self.model_version)
             for ids, mean, low in zip(scored.token_ids, means, minima, strict=True)
         ]

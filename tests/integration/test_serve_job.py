@@ -19,8 +19,7 @@ def test_the_serve_job_serves_the_shipped_config_under_concurrent_load(
     )
     assert result["model_version"] == f"sha256:{digest}"  # the job pinned what it found
     for level in result["concurrency"].values():
-        assert level["failed"] == 0, level["statuses"]
-        assert level["ok"] + level["backpressure_503"] == level["requests"]
-        assert level["p50_ms"] <= level["p99_ms"]
+        # 4 clients stay well inside every max_ongoing_requests: all must be served
+        assert level["ok"] == level["requests"], level["statuses"]
         stages = set(level["stage_p50_ms"])
         assert {"anonymize", "generate", "validate", "seal", "total"} <= stages

@@ -55,3 +55,25 @@ def test_errors_become_json_with_a_code_and_unexpected_ones_say_nothing(
         assert str(error) not in body["error"]["message"]
     if status == 401:
         assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_refusal_wrapped_by_ray_answers_with_its_own_message_not_the_traceback() -> None:
+    from ray.exceptions import RayTaskError
+
+    try:
+        try:
+            raise ValueError("DOE^JANE could not be parsed")
+        except ValueError:
+            raise InputRejected("corrupt_image", "the image cannot be decoded") from None
+    except InputRejected as cause:
+        wrapped = RayTaskError("anonymize", "Traceback ... DOE^JANE", cause).as_instanceof_cause()
+    body = json.loads(bytes(as_response(wrapped, request_id="r").body))["error"]
+    assert (body["code"], body["message"]) == ("corrupt_image", "the image cannot be decoded")
+
+
+def test_back_pressure_is_a_503_to_retry_not_a_server_bug() -> None:
+    from ray.serve.exceptions import BackPressureError
+
+    response = as_response(BackPressureError(num_queued_requests=9, max_queued_requests=8))
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert json.loads(bytes(response.body))["error"]["code"] == "unavailable"

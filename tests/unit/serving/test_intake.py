@@ -91,3 +91,22 @@ def test_an_image_over_the_pixel_limit_is_refused_before_decoding(intake) -> Non
     with pytest.raises(InputRejected) as caught:
         intake.receive(huge)
     assert caught.value.reason == "image_too_large"
+
+
+def test_a_dicom_declaring_more_pixels_than_allowed_is_refused_before_decoding() -> None:
+    from tests.dicom_files import chest_xray_dicom
+
+    small = FilmIntake(DicomDeidentifier(SECRET, max_pixels=100 * 100), max_image_pixels=10**4)
+    with pytest.raises(InputRejected) as caught:
+        small.receive(chest_xray_dicom())  # 256 x 256
+    assert caught.value.reason == "image_too_large"
+
+
+def test_a_dicom_is_deidentified_and_hands_back_its_identifiers(intake) -> None:
+    from tests.dicom_files import PHI, chest_xray_dicom
+
+    received = intake.receive(chest_xray_dicom())
+    assert received.kind == "dicom" and received.patient_key
+    assert PHI["PatientID"] in received.identifiers
+    assert received.actions["uids_remapped"] > 0
+    assert received.pixels.shape == (256, 256) and 0 <= received.pixels.min() <= 1
