@@ -137,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = state_dir / RESOLVED_CONFIG
     path.write_text(yaml.safe_dump(resolved, sort_keys=False))
-    serve = Path(sys.executable).with_name("serve")
     os.chdir(ROOT)  # import_path services.app resolves from the repository root
-    os.execv(serve, [str(serve), "run", str(path)])
+    # Serve's own CLI, from this interpreter (no reliance on a `serve` script on PATH)
+    serve_cli = "from ray.serve.scripts import cli; cli()"
+    os.execv(sys.executable, [sys.executable, "-c", serve_cli, "run", str(path)])
     return 0  # not reached: serve run replaces this process
 
 
