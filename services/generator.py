@@ -8,6 +8,8 @@ wait come from the deployment's ``user_config`` in ``deploy/serve.yaml``.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,8 @@ from ray import serve
 from securemed.serving.model_runner import DraftReport, ReportModelRunner
 from securemed.serving.settings import ServiceSettings
 from services.refusals import returning_refusals
+
+logger = logging.getLogger("ray.serve.securemed")
 
 
 @serve.deployment(name="ReportGenerator", ray_actor_options={"num_cpus": 1})
@@ -43,7 +47,11 @@ class GeneratorDeployment:
     # defaults for a deployment without user_config; deploy/serve.yaml's replace them
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _write_batch(self, films: list[np.ndarray]) -> list[DraftReport]:
-        return await asyncio.to_thread(self._runner.write, films)
+        started = time.perf_counter()
+        drafts = await asyncio.to_thread(self._runner.write, films)
+        elapsed_ms = (time.perf_counter() - started) * 1e3
+        logger.info("wrote %d reports in %.0f ms", len(films), elapsed_ms)
+        return drafts
 
     def check_health(self) -> None:
         """Unhealthy if the model no longer writes (a blank film must still get a draft)."""
