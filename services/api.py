@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartParser
 
 from securemed.safety import Verdict
 from securemed.serving.anonymization import AnonymizedRequest
@@ -112,12 +113,15 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes, str | N
         raise ApiError(
             "invalid_request", "send multipart/form-data with an 'image' file field"
         ) from None
-    image, indication = form.get("image"), form.get("indication")
-    if not isinstance(image, UploadFile):
-        raise ApiError("missing_image", "send the chest X-ray as the 'image' file field")
-    if indication is not None and not isinstance(indication, str):
-        raise ApiError("invalid_request", "'indication' must be a text field, not a file")
-    data = await image.read()
+    try:
+        image, indication = form.get("image"), form.get("indication")
+        if not isinstance(image, UploadFile):
+            raise ApiError("missing_image", "send the chest X-ray as the 'image' file field")
+        if indication is not None and not isinstance(indication, str):
+            raise ApiError("invalid_request", "'indication' must be a text field, not a file")
+        data = await image.read()
+    finally:
+        await form.close()  # frees the upload's buffer now, not at garbage collection
     if not data:
         raise ApiError("empty_upload", "the 'image' file is empty: send the chest X-ray")
     if len(data) > max_bytes:
@@ -193,6 +197,9 @@ class ReportAPI:
         self._registry = self._state.registry()
         self._public_pem = self._state.signing_public_pem().decode()
         self._max_image_bytes = settings.safety.max_image_bytes
+        # uploads stay in memory up to the limit: a DICOM names its patient and Starlette
+        # would otherwise spool anything over 1 MiB to a temporary file on this node's disk
+        MultiPartParser.spool_max_size = self._max_image_bytes + _FORM_OVERHEAD
         self._anonymizer = anonymizer
         self._generator = generator
         self._validator = validator

@@ -313,6 +313,28 @@ def test_a_request_without_an_image_field_is_refused(service, clinician) -> None
     _error(response, 422, "missing_image")
 
 
+def test_uploads_without_a_length_or_with_a_file_as_indication_are_refused(
+    service, clinician
+) -> None:
+    token, _ = clinician
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "multipart/form-data; boundary=x",
+    }
+
+    def chunked():  # a streamed body has no Content-Length: its size is unknown up front
+        yield b"--x\r\n"
+
+    _error(service.client.post("/v1/reports", content=chunked(), headers=headers), 411,
+           "length_required")  # fmt: skip
+    response = service.client.post(
+        "/v1/reports",
+        files={"image": ("film", _png(_film())), "indication": ("notes.txt", b"cough")},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    _error(response, 422, "invalid_request")
+
+
 def test_a_prompt_injection_in_the_indication_is_blocked_with_its_reason(
     service, clinician
 ) -> None:
