@@ -35,7 +35,15 @@ from securemed.phi.recognizers import (
     phi_recognizers,
     trim_name,
 )
-from securemed.phi.vocabulary import CLINICAL_TERMS, NAME_STOPWORDS, NON_PHI_PLACES, TITLES
+from securemed.phi.vocabulary import (
+    CLINICAL_TERMS,
+    EPONYMS,
+    LABEL_WORDS,
+    NAME_STOPWORDS,
+    NON_PHI_PLACES,
+    TITLES,
+    WORD_NAMES,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +111,8 @@ def _is_clinical(token: str) -> bool:
     return (
         bare in CLINICAL_TERMS
         or bare in NAME_STOPWORDS
+        or bare in EPONYMS
+        or bare in LABEL_WORDS
         or any(c.isdigit() for c in bare)
         or (token.isupper() and len(bare) <= 3)
     )
@@ -123,6 +133,10 @@ def clean_ner(text: str, entity_type: str, start: int, end: int) -> tuple[int, i
         start, end = refined
     span = text[start:end].strip(" .,;:")
     if not span:
+        return None
+    if _EPONYM_HEAD.match(text, end):
+        return None  # "Hartmann's procedure", "Colles fracture": a disease or device, not a person
+    if entity_type == "PERSON" and _lone_word_name(text, span, start, end):
         return None
     tokens = _TOKEN.findall(span)
     if not tokens or all(_is_clinical(token) for token in tokens):
@@ -146,6 +160,22 @@ def clean_ner(text: str, entity_type: str, start: int, end: int) -> tuple[int, i
     return offset, offset + len(span)
 
 
+_EPONYM_HEAD = regex.compile(
+    r"(?:['\u2019]s?)?[ \t]+(?i:disease|syndrome|procedure|operation|fracture|sign|score|scale"
+    r"|classification|criteria|test|manoeuvre|maneuver|lymphoma|sarcoma|tumou?r|palsy|reflex"
+    r"|monitor|catheter|line|tube|stage|grade|index|triad|phenomenon|ulcer|node|cell|grading)\b"
+)
+
+
+def _lone_word_name(text: str, span: str, start: int, end: int) -> bool:
+    """A single everyday word ("Mark on the chart") that NER took for a name, with no title
+    or capitalised surname next to it."""
+    if " " in span or span.lower() not in WORD_NAMES:
+        return False
+    after = regex.match(r"[ \t]+([A-Z])", text[end:])
+    return after is None
+
+
 # --- name propagation ------------------------------------------------------------------------
 
 
@@ -159,7 +189,11 @@ def propagate_names(text: str, entities: Sequence[PhiEntity]) -> list[PhiEntity]
             bare = word.strip(".,;:'\u2019()")
             if bare.endswith(("'s", "\u2019s")):
                 bare = bare[:-2]
-            if len(bare) >= 3 and is_name_word(bare[0].upper() + bare[1:]):
+            if (
+                len(bare) >= 3
+                and bare.lower() not in WORD_NAMES  # "Hope" is a name once, not every "hope"
+                and is_name_word(bare[0].upper() + bare[1:])
+            ):
                 words.add(bare.lower())
     if not words:
         return []
@@ -306,6 +340,7 @@ class PhiDetector:
         entities = [e for e in (self._convert(text, r, use_ner) for r in raw) if e is not None]
         entities = [e for e in entities if e.score >= self.score_threshold]
         entities += propagate_names(text, entities)
+        entities += ages_after_names(text, entities)
         entities += known_identifier_spans(text, known_identifiers)
         trimmed = [extend_particles(text, _trim_whitespace(text, e)) for e in entities]
         resolved = resolve_overlaps(e for e in trimmed if e is not None)
@@ -326,6 +361,22 @@ class PhiDetector:
         if entity_type == "URL":
             end = start + len(text[start:end].rstrip(".,;:)"))
         return PhiEntity(entity_type, start, end, score) if end > start else None
+
+
+_AGE_AFTER_NAME = regex.compile(
+    r",?[ \t]+\(?(9\d|1[01]\d)(?![\w.%/:-]|[ \t]*(?:mg|kg|ml|mmhg|bpm|%))"
+)
+
+
+def ages_after_names(text: str, entities: Sequence[PhiEntity]) -> list[PhiEntity]:
+    """An age of 90 or more written bare straight after a name ("mrs patel, 91, post #NOF")."""
+    found = []
+    for entity in entities:
+        if entity.entity_type == "PERSON":
+            match = _AGE_AFTER_NAME.match(text, entity.end)
+            if match:
+                found.append(PhiEntity("AGE", match.start(1), match.end(1), 0.65))
+    return found
 
 
 def is_all_caps(text: str) -> bool:

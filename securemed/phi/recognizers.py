@@ -40,6 +40,7 @@ from securemed.phi.vocabulary import (
     NON_PHI_PLACES,
     TITLES,
     US_STATES,
+    WORD_NAMES,
     words,
 )
 
@@ -194,6 +195,8 @@ def labelled(labels: str, value: str = _ID_VALUE) -> str:
 
 def _valid_numeric_date(_: str, value: str) -> bool:
     parts = [int(p) for p in regex.split(r"[/.-]", value) if p.isdigit()]
+    if len(parts) == 2 and regex.fullmatch(r"\d{1,2}/\d{1,2}", value):  # day/month, no year
+        return parts[1] not in {7, 52} and 1 <= parts[0] <= 31 and 1 <= parts[1] <= 12
     if len(parts) != 3:
         return True
     if len(regex.split(r"[/.-]", value)[0]) == 4:  # year first: 2023-01-05
@@ -240,6 +243,24 @@ def date_recognizer() -> PhiPatternRecognizer:
             PhiPattern("month_short_year", rf"\b{_MONTH}\.?[ \t]*['\u2019]\d{{2}}\b", 0.6),
             # 03/2019, 3-2019
             PhiPattern("numeric_month_year", rf"{_NB}(?:0?[1-9]|1[0-2])[/-]{_YEAR4}{_NA}", 0.55),
+            # Mar-21, SEP-19 (month and two-digit year joined by a hyphen)
+            PhiPattern("month_hyphen_year", rf"\b{_MONTH}-\d{{2}}\b(?![-/]\d)", 0.6),
+            # "admitted 12/02", "on 15/3": a day and month with a date word before them; the
+            # UK duration fractions x/7, x/12 and x/52 ("r/v 2/52") are not dates
+            PhiPattern(
+                "day_month_after_date_word",
+                r"\b(?:on|admitted|adm|since|from|until|till|dated?|seen|discharged|d/c|booked"
+                r"|started|stopped|due|last|dob|born|reviewed|onset)\.?:?[ \t]+"
+                rf"(?P<phi>{_DAY}/(?:0?[1-9]|1[0-2]))(?![\d/.]|[ \t]*(?:mg|ml|units?)\b)",
+                0.6,
+            ),
+            # "Tues 14th", "Friday the 3rd": an ordinal day after a weekday
+            PhiPattern(
+                "weekday_ordinal",
+                r"\b(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)(?:day)?\.?[ \t]+"
+                rf"(?:the[ \t]+)?(?P<phi>{_DAY}(?:st|nd|rd|th))\b",
+                0.65,
+            ),
         ],
     )
 
@@ -259,6 +280,12 @@ def compact_date_recognizer() -> PhiPatternRecognizer:
 
 
 _AGE = r"(?:9\d|1[01]\d)"
+_UNITS = r"(?:one|two|three|four|five|six|seven|eight|nine)"
+#: ninety to one hundred and nineteen, in words ("ninety-one", "one hundred and two")
+_AGE_WORDS = (
+    rf"(?i:ninety(?:[ -]{_UNITS})?|(?:one[ \t]+)?hundred(?:[ \t]+and)?(?:[ \t]+(?:{_UNITS}"
+    r"|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen))?)"
+)
 
 
 def age_recognizer() -> PhiPatternRecognizer:
@@ -275,6 +302,15 @@ def age_recognizer() -> PhiPatternRecognizer:
             ),
             PhiPattern("age_sex", rf"(?<![\w.]){_AGE}(?=[ \t]?-?(?:M|F|yM|yF)\b)", 0.75, False),
             PhiPattern("age_label", rf"\bage[d:]?[ \t]*:?[ \t]*(?P<phi>{_AGE})\b(?!\.\d)", 0.8),
+            PhiPattern(
+                "words",
+                rf"\b(?:(?i:aged?|is)[ \t]+(?P<phi>{_AGE_WORDS})\b"
+                rf"|(?P<phi>{_AGE_WORDS})(?=[ \t-]+(?i:years?|yrs?|y/?o)\b))",
+                0.8,
+            ),
+            PhiPattern(
+                "pt_is", rf"\b(?:pt|patient|she|he)[ \t]+is[ \t]+(?P<phi>{_AGE})(?![\w.%/])", 0.6
+            ),
             PhiPattern(
                 "decade",
                 rf"\bin[ \t]+(?:his|her|their)[ \t]+(?:early[ \t]+|mid[ \t-]*|late[ \t]+)?"
@@ -301,6 +337,13 @@ def phone_recognizer() -> PhiPatternRecognizer:
         patterns=[
             PhiPattern("nanp", rf"(?<![\w+]){_NANP}(?![\w])", 0.6),
             PhiPattern("international", rf"(?<![\w+]){_INTL}(?![\w])", 0.6),
+            # UK and Australian national numbers: a leading 0, groups of digits, 10-11 in all
+            PhiPattern(
+                "trunk_prefix",
+                r"(?<![\w+./-])(?=(?:\d[ \t]?){10,11}(?!\d))\(?0\d{1,4}\)?(?:[ \t]\d{3,4}){1,2}"
+                r"(?![\w./-]|[ \t]\d)",
+                0.55,
+            ),
             PhiPattern(
                 "labelled",
                 r"\b(?:phone|telephone|tel|ph|cell|mobile|home|work|pager|contact|call|"
@@ -407,6 +450,8 @@ _MRN_LABELS = (
     r"|med[ \t]*rec(?:ord)?|hospital[ \t]+(?:number|no)|unit[ \t]+(?:number|no)"
     r"|patient[ \t]+(?:id|identifier|number|no)|pt\.?[ \t]*(?:id|#|no)|chart(?:[ \t]+no)?"
     r"|pid|ur[ \t]*(?:number|no)|record[ \t]*(?:#|no|number)|hosp[ \t]*#|nhs(?:[ \t]+number)?"
+    r"|hosp\.?[ \t]*(?:no|number|num)|hospital[ \t]+(?:id|#)|case[ \t]*note[ \t]*(?:no|number)"
+    r"|crn|k[ \t]*number|rxr|mrn[ \t]*/[ \t]*hosp[ \t]*no"
 )
 
 
@@ -441,12 +486,31 @@ def encounter_recognizer() -> PhiPatternRecognizer:
     )
 
 
+#: an identifier written in slash- or dash-separated parts ("CR/2023/0412"), not a date
+_SLASHED_ID = (
+    r"(?!\d{1,2}/\d{1,2}/\d{2,4}\b)(?=[a-z/-]*\d)[a-z0-9]{1,8}(?:[/-][a-z0-9]{1,10}){1,4}"
+    r"(?![\w/-])"
+)
+_REFERENCE_LABELS = (
+    r"claim|reference|ref|incident|run[ \t]+sheet|case[ \t]+ref(?:erence)?|crime"
+    r"|coroner'?s[ \t]+ref(?:erence)?|report[ \t]+(?:no|number)|ticket|authori[sz]ation"
+    r"|prior[ \t]+auth|pre-?auth|complaint|safeguarding[ \t]+ref(?:erence)?|datix"
+)
+
+
 def account_recognizer() -> PhiPatternRecognizer:
-    """Billing and bank account numbers."""
+    """Billing and bank account numbers; claim, reference and incident numbers."""
     return _id_recognizer(
         "ACCOUNT",
         r"account|acct\.?|a/c|billing(?:[ \t]+(?:account|id|number))?|har|invoice"
-        r"|guarantor(?:[ \t]+(?:account|id))?",
+        rf"|guarantor(?:[ \t]+(?:account|id))?|{_REFERENCE_LABELS}",
+        extra=[
+            PhiPattern(
+                "labelled_slashed",
+                labelled(rf"account|acct\.?|{_REFERENCE_LABELS}", _SLASHED_ID),
+                0.8,
+            )
+        ],
     )
 
 
@@ -461,7 +525,8 @@ def health_plan_recognizer() -> PhiPatternRecognizer:
     return _id_recognizer(
         "HEALTH_PLAN",
         r"(?:health[ \t]*plan|insurance|insurer|policy|member|subscriber|beneficiary|medicare"
-        r"|medicaid|mbi|hicn|payer|plan|group|bcbs|aetna|cigna|humana)"
+        r"|medicaid|mbi|hicn|payer|plan|group|bcbs|aetna|cigna|humana|ohip|medicare[ \t]+card"
+        r"|band(?=[ \t]*(?:no|number|#))|status[ \t]+card|ihi|dva|health[ \t]+card)"
         r"(?:[ \t]+(?:member|beneficiary|subscriber|policy|plan|insurance))?",
         extra=[PhiPattern("mbi", _MBI, 0.65, False)],
     )
@@ -528,6 +593,15 @@ def vehicle_recognizer() -> PhiPatternRecognizer:
                 0.9,
             ),
             PhiPattern("vin", _VIN, 0.6, False),
+            # current UK plates: two letters, two digits, three letters ("AB12 CDE")
+            PhiPattern(
+                "uk_plate", r"\b[A-HJ-PR-Y][A-HJ-PR-Y]\d{2}[ \t]?[A-HJ-PR-Z]{3}\b", 0.65, False
+            ),
+            PhiPattern(
+                "reg_labelled",
+                labelled(r"(?:car|vehicle|ambulance|van)?[ \t]*reg(?:istration)?", _PLATE_VALUE),
+                0.6,
+            ),
         ],
     )
 
@@ -543,7 +617,9 @@ def device_recognizer() -> PhiPatternRecognizer:
                 labelled(
                     r"serial(?:[ \t]+(?:number|no|#))?|s/n|sn|ser\.?[ \t]*no|device[ \t]+"
                     r"(?:id|identifier|serial)|udi|imei|model[ \t]+(?:and[ \t]+)?serial"
-                    r"|(?:pacemaker|icd|pump|implant|generator|monitor)[ \t]+(?:id|serial)"
+                    r"|(?:pacemaker|icd|pump|implant|generator|monitor|transmitter|sensor"
+                    r"|receiver|stimulator|valve|lead|hearing[ \t]+aid|cgm)[ \t]+(?:id|serial)"
+                    r"|transmitter"
                 ),
                 0.85,
             ),
@@ -563,6 +639,10 @@ _STREET_SUFFIX = (
     r"|terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|crescent|close|row"
     r"|alley|plaza|loop|pike|gardens|grove|mews|walk|hill)"
 )
+_BUILDING = (
+    r"(?:House|Court|Lodge|Building|Tower|Towers|Mansions|Block|Park|Estate|Village|Cottage"
+    r"|Farm|Manor|Hall|Apartments|Flats|Residences|Heights|Gardens|Place)"
+)
 _UNIT = (
     r"(?:,?[ \t]*(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|#)\.?[ \t]*#?[ \t]*"
     r"[A-Z0-9-]{1,5}\b)"
@@ -577,7 +657,12 @@ class AddressRecognizer(PhiPatternRecognizer):
         self, entity_type: str, text: str, start: int, end: int, pattern: PhiPattern
     ) -> tuple[int, int] | None:
         """Trim trailing stop words and clinical words from a city; refuse an empty one."""
-        if entity_type != "LOCATION" or pattern.name in {"street", "po_box", "romance_street"}:
+        if entity_type != "LOCATION" or pattern.name in {
+            "street",
+            "po_box",
+            "romance_street",
+            "unit_building",
+        }:
             return start, end
         kept_end = start
         for match in _WORD.finditer(text, start, end):
@@ -609,6 +694,36 @@ def address_recognizer() -> PhiPatternRecognizer:
                 0.8, False,
             ),
             PhiPattern("po_box", r"\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d{1,6}\b", 0.8),
+            # "Flat 12B, Kestrel House, 4 Quay Road", "Lot 14, Ridgeview Trailer Park"
+            PhiPattern(
+                "unit_building",
+                r"\b(?i:flat|apt|apartment|unit|lot|suite|room|site|space)[ \t]+[A-Z0-9-]{1,5},?"
+                rf"[ \t]+(?:(?:{_PLACE_WORD})[ \t]+){{1,3}}{_BUILDING}\b"
+                rf"(?:,?[ \t]+\d{{1,5}}[A-Za-z]?[ \t]+(?:(?:{_PLACE_WORD})[ \t]+){{1,3}}"
+                rf"{_STREET_SUFFIX}\b\.?)?",
+                0.8, False,
+            ),
+            # "Toronto ON M6E 2G8", "Sydney NSW 2000": city, province or state, postcode
+            PhiPattern(
+                "city_province_postcode",
+                rf"(?<![\w])(?P<LOCATION>{_CITY}),?[ \t]+(?:AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT)"
+                r"\.?,?[ \t]+(?P<ZIP>[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]?"
+                r"\d[ABCEGHJ-NPRSTV-Z]\d)\b",
+                0.85, False,
+            ),
+            PhiPattern(
+                "city_au_state_postcode",
+                rf"(?<![\w])(?P<LOCATION>{_CITY}),?[ \t]+(?:NSW|VIC|QLD|WA|SA|TAS|ACT|NT)"
+                r",?[ \t]+(?P<ZIP>\d{4})\b",
+                0.85, False,
+            ),
+            # a town and a 4-5 digit postcode after a street line ("..., Stellenbosch 7600")
+            PhiPattern(
+                "city_code_after_street",
+                rf"(?<=\b{_STREET_SUFFIX}\.?{_UNIT}?,[ \t]*)(?P<LOCATION>{_CITY})[ \t]+"
+                r"(?P<ZIP>\d{4,5})\b(?![.,]?\d)",
+                0.8, False,
+            ),
             PhiPattern(
                 "street_name_first",
                 r"\b[A-ZÄÖÜ][A-Za-zÄÖÜäöüß]+(?i:straße|strasse|str\.|weg|gasse|allee|platz|laan"
@@ -661,7 +776,8 @@ def address_recognizer() -> PhiPatternRecognizer:
             ),
             PhiPattern(
                 "canada_postcode",
-                r"\b(?P<ZIP>[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]?\d[ABCEGHJ-NPRSTV-Z]\d)\b",
+                r"\b(?!T[0-4X][a-d]?N[0-3X][a-c]?M[01X])"  # a TNM stage (T2N1M0) is not a postcode
+                r"(?P<ZIP>[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]?\d[ABCEGHJ-NPRSTV-Z]\d)\b",
                 0.6, False,
             ),
             PhiPattern(
@@ -701,7 +817,10 @@ _FACILITY_KEYWORD = (
     r"|hospice|care[ \t]+center|surgery[ \t]+center|cancer[ \t]+(?:center|institute)"
     r"|heart[ \t]+institute|sanatorium|polyclinic|klinikum|hôpital|hopital|ospedale"
     r"|krankenhaus|clinique|children'?s[ \t]+hospital|memorial|radiology[ \t]+associates"
-    r"|imaging[ \t]+center)"
+    r"|imaging[ \t]+center|medical[ \t]+(?:practice|group)|(?:group[ \t]+)?practice|surgery"
+    r"|(?:care|residential|rest|retirement)[ \t]+home|care[ \t]+(?:centre|facility)|pharmacy"
+    r"|chemist|health[ \t]+centre|school|college|academy|nursery|prison|\b(?:Co|Ltd|Inc)(?=\.)"
+    r"|\b(?:Ltd|Inc|LLC|plc|Company|Corporation)\b)"
 )
 #: words that make "X Hospital" a common noun phrase rather than a name
 _FACILITY_FILLER = words(
@@ -714,6 +833,10 @@ _FACILITY_FILLER = words(
     thoracic heart lung sleep wound anticoagulation coumadin diabetes pain family internal
     pediatric gi liver transplant women's womens children's childrens veterans va teaching
     device devices pacemaker icd
+    vascular colorectal plastic cardiothoracic cardiac bariatric hand spinal paediatric breast
+    upper lower day minor oral maxillofacial ent neuro elective robotic general clinical good
+    best current standard private nhs gp dental high primary secondary medical nursing
+    specialist hospital evening night weekend sunday local nearest
     """
 )
 
@@ -827,7 +950,15 @@ _LABELLED_NAME = (
     rf"|{_NAME},[ \t]*{_NAME_TOKEN}(?:[ \t]+(?:{_NAME_TOKEN}|[A-Z]\b))?(?![ \t]*[a-z])"
     rf"|{_NAME}"
 )
-_TITLE = r"(?:Dr|DR|Mr|MR|Mrs|MRS|Ms|MS|Miss|MISS|Mx|Prof|PROF|Professor|Doctor|Sister|Rev|Nurse)"
+_WORD_NAME = (
+    "(?:"
+    + "|".join(f"{w.capitalize()}|{w.upper()}" for w in sorted(WORD_NAMES, key=len, reverse=True))
+    + ")"
+)
+_TITLE = (
+    r"(?:Dr|DR|Mr|MR|Mrs|MRS|Ms|MS|Miss|MISS|Mx|Prof|PROF|Professor|Doctor|Sister|Sr|Rev|Nurse"
+    r"|Master|Mstr)"
+)
 _PERSON_LABELS = (
     r"(?i:patient(?:'s)?[ \t]+name|patient|pt\.?[ \t]+name|pt|name|attending(?:[ \t]+physician)?"
     r"|referring(?:[ \t]+(?:physician|provider|doctor|clinician|md))?|ordering(?:[ \t]+"
@@ -839,6 +970,8 @@ _PERSON_LABELS = (
     r"|(?:his|her|their|pt's|patient's)[ \t]+(?:wife|husband|daughter|son|mother|father|sister"
     r"|brother|partner|spouse|caregiver|friend|niece|nephew|grandson|granddaughter)"
     r"|(?:wife|husband|daughter|son|mother|father|sister|brother|spouse|caregiver|partner)"
+    r"|mum|mom|dad|carer|neighbou?r|friend|driver|passenger|deceased|client|resident|outpatient"
+    r"|inpatient|surname|forename|given[ \t]+name|family[ \t]+name|full[ \t]+name"
     r"|dtr|dear|spoke[ \t]+(?:with|to)|talked[ \t]+(?:with|to)|called|accompanied[ \t]+by"
     r"|discussed[ \t]+with|d/w|(?m:^[ \t]*(?:to|from|re|attn)[ \t]*:))"
 )
@@ -895,6 +1028,38 @@ class PersonRecognizer(PhiPatternRecognizer):
                     0.75,
                     False,
                 ),
+                # a capitalised given name that is also a word, before a surname ("Hope Abbott")
+                PhiPattern(
+                    "word_name_surname",
+                    rf"(?<![\w'-])(?P<phi>{_WORD_NAME}[ \t]+{_NAME_TOKEN})(?![\w'-])",
+                    0.6,
+                    False,
+                ),
+                # "OKAFOR, GRACE" in capitals where a name stands (start of a line, after ':')
+                PhiPattern(
+                    "caps_last_first",
+                    r"(?:^|(?<=[:\t-][ \t]*))(?P<phi>[A-Z][A-Z'-]{2,},[ \t]*[A-Z][A-Z'-]{2,})"
+                    r"(?![\w^])",
+                    0.65,
+                    False,
+                ),
+                # "Lena Marsh, DOB ...", "Hope Abbott, 94F": a name before demographics
+                PhiPattern(
+                    "before_demographics",
+                    rf"(?<![\w'-])(?P<phi>{_NAME_TOKEN}(?:[ \t]+{_NAME_TOKEN}){{1,3}}),?[ \t]+\(?"
+                    r"(?:(?i:dob|d\.o\.b\.?|born|mrn|nhs|aged?)\b|\d{1,3}[ \t]?(?:y/?o|yrs?|[MF])\b"
+                    r"|\d{1,3}-year-old)",
+                    0.7,
+                    False,
+                ),
+                # "mrs patel", "dr oyelaran": a lower-case name after a lower-case title
+                PhiPattern(
+                    "lowercase_title",
+                    r"(?<![\w.])(?:dr|mr|mrs|ms|miss)\.?[ \t]+(?P<phi>[a-z][a-z'\u2019-]{2,})"
+                    r"(?=[ \t]*(?:[,.;:)\n]|$))",
+                    0.6,
+                    False,
+                ),
                 PhiPattern(
                     "dicom_name", r"(?<![\w^])(?P<phi>[A-Za-z'-]+\^[A-Za-z'-]+(?:\^[A-Za-z'-]*)*)",
                     0.8, False,
@@ -906,12 +1071,36 @@ class PersonRecognizer(PhiPatternRecognizer):
         self, entity_type: str, text: str, start: int, end: int, pattern: PhiPattern
     ) -> tuple[int, int] | None:
         """Keep the run of name-like words after the label (before credentials)."""
-        if pattern.name in {"credentials", "role_after"}:
+        if pattern.name in {"credentials", "role_after", "before_demographics"}:
             return trim_name_backwards(text, start, end)
-        return trim_name(text, start, end)
+        if pattern.name == "dicom_name" and regex.match(r"\d", text[end : end + 1]):
+            return None  # an HL7 message type ("ORU^R01"), not LAST^FIRST
+        if pattern.name == "lowercase_title":
+            word = text[start:end].lower()
+            if word in NAME_STOPWORDS or word in CLINICAL_TERMS or word in _NOT_LOWER_NAMES:
+                return None
+            return start, end
+        if pattern.name == "caps_last_first":
+            parts = [p.strip() for p in text[start:end].split(",")]
+            if not all(is_name_word(p) or p.lower() in WORD_NAMES for p in parts) or any(
+                p.lower() in NON_PHI_PLACES for p in parts
+            ):
+                return None
+            return start, end
+        refined = trim_name(text, start, end)
+        if pattern.name == "word_name_surname" and (
+            refined is None or len(text[refined[0] : refined[1]].split()) < 2
+        ):
+            return None
+        return refined
 
 
 _WORD = regex.compile(r"[^\s,^]+")
+#: lower-case words after "dr"/"mrs" that are not names ("dr aware", "ms relapse")
+_NOT_LOWER_NAMES = words(
+    "aware informed notified said says asked called contacted happy present review reviewed "
+    "request requested team office relapse flare plan note letter and or"
+)
 
 
 def is_name_word(word: str) -> bool:
@@ -939,11 +1128,12 @@ def trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     Lower-case particles ("van der", "de la") stay when a name word follows them.
     """
     kept_end = start
-    for match in _WORD.finditer(text, start, end):
+    found = list(_WORD.finditer(text, start, end))
+    for index, match in enumerate(found):
         word = match.group()
         if word.lower() in _PARTICLES:
             continue
-        if not is_name_word(word):
+        if not (is_name_word(word) or _word_name_in_position(text, found, index)):
             break
         kept_end = match.end()
     span = text[start:kept_end]
@@ -960,6 +1150,17 @@ def trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     return start + lead, start + len(stripped)
 
 
+def _word_name_in_position(text: str, found: list[Any], index: int) -> bool:
+    """A capitalised word-name ("Will", "WILL") before a surname or after "Surname,"."""
+    word = found[index].group().strip(".,;:")
+    if not word or not word[0].isupper() or word.lower() not in WORD_NAMES:
+        return False
+    if index + 1 < len(found) and is_name_word(found[index + 1].group()):
+        return True
+    before = text[: found[index].start()].rstrip(" \t")
+    return index > 0 and before.endswith((",", "^"))
+
+
 def trim_name_backwards(text: str, start: int, end: int) -> tuple[int, int] | None:
     """The run of name words that ends the span, at most four ("Findings discussed with Ann
     Lee" before ", MD" gives "Ann Lee")."""
@@ -973,6 +1174,206 @@ def trim_name_backwards(text: str, start: int, end: int) -> tuple[int, int] | No
     if first is None:
         return None
     return trim_name(text, first, end)
+
+
+# --- structured text: tab-separated tables and HL7 v2 segments ------------------------------
+
+#: a column header (lower case, without punctuation) to the entity type of its cells
+_COLUMN_TYPES: dict[str, str] = {
+    **dict.fromkeys(
+        ["name", "patient", "patient name", "pt", "pt name", "surname", "forename", "consultant",
+         "doctor", "clinician", "gp", "nurse", "physician", "provider", "attending", "nok",
+         "next of kin", "contact", "resident", "client"],
+        "PERSON",
+    ),
+    **dict.fromkeys(
+        ["mrn", "hosp no", "hospital no", "hospital number", "unit no", "nhs", "nhs no",
+         "nhs number", "patient id", "pt id", "id", "chart", "ur", "crn"],
+        "MRN",
+    ),
+    **dict.fromkeys(
+        ["dob", "date of birth", "date", "admitted", "admission", "discharged", "implanted",
+         "seen", "date seen", "adm date", "visit date", "dod"],
+        "DATE",
+    ),
+    **dict.fromkeys(
+        ["serial", "sn", "s/n", "serial no", "device id", "serial number"], "DEVICE_ID"
+    ),
+    **dict.fromkeys(["phone", "tel", "telephone", "mobile", "contact no"], "PHONE"),
+    **dict.fromkeys(["address", "street"], "LOCATION"),
+    **dict.fromkeys(["postcode", "zip", "postal code"], "ZIP"),
+    **dict.fromkeys(["acct", "account", "account no"], "ACCOUNT"),
+    **dict.fromkeys(["policy", "policy no", "member id", "insurance no"], "HEALTH_PLAN"),
+}  # fmt: skip
+_CELL_PREFIX = regex.compile(rf"^(?:{_TITLE}\.?[ \t]+|(?i:sn|s/n|mrn|no\.?)[ \t:#]+)")
+
+
+class TableRecognizer(PhiPatternRecognizer):
+    """Cells of a tab-separated table (a spreadsheet paste), typed by their column header.
+
+    A header row is a line of two or more tab-separated cells without digits; each following
+    row's cells are taken as PHI when their header names an identifier column ("Name",
+    "MRN", "DOB", "Serial"). Cells without a letter or digit, and titles, are left out.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(entity_type="PERSON", patterns=[], name="TableRecognizer")
+        self.supported_entities = sorted(set(_COLUMN_TYPES.values()))
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: Any = None
+    ) -> list[RecognizerResult]:
+        """A span per identifier cell of every tab-separated table in ``text``."""
+        results = []
+        header: list[str | None] | None = None
+        offset = 0
+        for line in text.split("\n"):
+            cells = line.split("\t")
+            if len(cells) < 2:
+                header = None
+            elif header is None or not any(c.isdigit() for c in line):
+                keys = [regex.sub(r"[^a-z/ ]", "", c.lower()).strip() for c in cells]
+                types = [_COLUMN_TYPES.get(k) for k in keys]
+                header = types if any(types) and not any(c.isdigit() for c in line) else header
+            else:
+                position = offset
+                for cell, entity_type in zip(cells, header, strict=False):
+                    span = self._cell_span(cell, position, entity_type)
+                    if span is not None and (not entities or span[0] in entities):
+                        results.append(self._result(*span, _TABLE_CELL))
+                    position += len(cell) + 1
+            offset += len(line) + 1
+        return results
+
+    @staticmethod
+    def _cell_span(
+        cell: str, position: int, entity_type: str | None
+    ) -> tuple[str, int, int] | None:
+        stripped = cell.strip()
+        if entity_type is None or not any(c.isalnum() for c in stripped):
+            return None
+        start = position + cell.index(stripped)
+        prefix = _CELL_PREFIX.match(stripped)
+        if prefix:
+            start, stripped = start + prefix.end(), stripped[prefix.end() :]
+        if entity_type in {
+            "MRN",
+            "DEVICE_ID",
+            "ACCOUNT",
+            "HEALTH_PLAN",
+            "PHONE",
+            "DATE",
+        } and not any(c.isdigit() for c in stripped):
+            return None
+        return (entity_type, start, start + len(stripped)) if stripped else None
+
+
+_TABLE_CELL = PhiPattern("table_cell", "", 0.75)
+_HL7_FIELD = PhiPattern("hl7_field", "", 0.8)
+_HL7_SEGMENT = regex.compile(
+    r"^(?:MSH|PID|PD1|PV1|PV2|NK1|IN1|IN2|GT1|OBR|ORC|OBX|NTE|EVN|MRG|AL1|DG1|TXA|SCH|AIP|ROL)\|",
+    regex.MULTILINE,
+)
+_HL7_TIMESTAMP = regex.compile(
+    r"^(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:\d{2,6})?(?:[+-]\d{4})?$"
+)
+#: (segment, field number) to how its components are read: "id" (first component an
+#: identifier), "xpn" (a name: family^given^middle), "xcn" (id^family^given: a clinician),
+#: "xad" (street^other^city^state^zip), "phone", "facility"
+_HL7_FIELDS: dict[tuple[str, int], tuple[str, str]] = {
+    ("MSH", 4): ("facility", "FACILITY"),
+    ("PID", 2): ("id", "MRN"), ("PID", 3): ("id", "MRN"), ("PID", 4): ("id", "MRN"),
+    ("PID", 5): ("xpn", "PERSON"), ("PID", 6): ("xpn", "PERSON"), ("PID", 9): ("xpn", "PERSON"),
+    ("PID", 11): ("xad", "LOCATION"), ("PID", 13): ("phone", "PHONE"),
+    ("PID", 14): ("phone", "PHONE"), ("PID", 18): ("id", "ACCOUNT"), ("PID", 19): ("id", "SSN"),
+    ("PID", 20): ("id", "LICENSE"),
+    ("PV1", 7): ("xcn", "PERSON"), ("PV1", 8): ("xcn", "PERSON"), ("PV1", 9): ("xcn", "PERSON"),
+    ("PV1", 17): ("xcn", "PERSON"), ("PV1", 19): ("id", "ENCOUNTER"),
+    ("PV1", 50): ("id", "ENCOUNTER"),
+    ("NK1", 2): ("xpn", "PERSON"), ("NK1", 4): ("xad", "LOCATION"), ("NK1", 5): ("phone", "PHONE"),
+    ("IN1", 2): ("id", "HEALTH_PLAN"), ("IN1", 8): ("id", "HEALTH_PLAN"),
+    ("IN1", 16): ("xpn", "PERSON"), ("IN1", 19): ("xad", "LOCATION"),
+    ("IN1", 36): ("id", "HEALTH_PLAN"), ("IN1", 49): ("id", "HEALTH_PLAN"),
+    ("GT1", 3): ("xpn", "PERSON"), ("GT1", 5): ("xad", "LOCATION"), ("GT1", 6): ("phone", "PHONE"),
+    ("OBR", 2): ("id", "ACCESSION"), ("OBR", 3): ("id", "ACCESSION"),
+    ("OBR", 16): ("xcn", "PERSON"), ("OBR", 32): ("xcn", "PERSON"),
+    ("ORC", 2): ("id", "ACCESSION"), ("ORC", 3): ("id", "ACCESSION"),
+    ("ORC", 12): ("xcn", "PERSON"),
+    ("OBX", 16): ("xcn", "PERSON"),
+}  # fmt: skip
+
+
+class Hl7Recognizer(PhiPatternRecognizer):
+    """Identifying fields of HL7 v2 segments, found by position rather than by look.
+
+    PID-3 "7741203^^^MRN" gives the MRN 7741203, PID-5 "DOE^JANE^Q" the name parts, PV1-7
+    "1234^LEE^ANN" the clinician's name, PID-11 the street, city and ZIP; any field holding a
+    timestamp (YYYYMMDD[hhmm[ss]]) gives its date. Message types ("ORU^R01"), coding systems
+    and results are not identifiers and are not reported.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(entity_type="DATE", patterns=[], name="Hl7Recognizer")
+        self.supported_entities = sorted({t for _, t in _HL7_FIELDS.values()} | {"DATE", "ZIP"})
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: Any = None
+    ) -> list[RecognizerResult]:
+        """Spans of the identifying fields of every segment line."""
+        spans: list[tuple[str, int, int]] = []
+        for segment in _HL7_SEGMENT.finditer(text):
+            line_end = text.find("\n", segment.start())
+            line_end = len(text) if line_end < 0 else line_end
+            name = segment.group()[:3]
+            position = segment.start()
+            fields = text[segment.start() : line_end].split("|")
+            for index, field in enumerate(fields):
+                number = index + 1 if name == "MSH" else index
+                spans.extend(self._field_spans(name, number, field, position))
+                position += len(field) + 1
+        return [
+            self._result(t, s, e, _HL7_FIELD)
+            for t, s, e in spans
+            if e > s and (not entities or t in entities)
+        ]
+
+    @staticmethod
+    def _field_spans(
+        name: str, number: int, field: str, position: int
+    ) -> list[tuple[str, int, int]]:
+        components = []
+        offset = position
+        for component in field.split("^"):
+            components.append((component, offset))
+            offset += len(component) + 1
+        found = []
+        for component, offset in components:
+            value = component.split("&")[0].strip()
+            if _HL7_TIMESTAMP.match(value) and number > 2:
+                found.append(("DATE", offset, offset + 8))
+        kind, entity_type = _HL7_FIELDS.get((name, number), ("", ""))
+        if not kind or found:
+            return found
+
+        def span(index: int, entity: str, need_alpha: bool = False) -> None:
+            if index < len(components):
+                value, offset = components[index]
+                if value.strip() and (not need_alpha or any(c.isalpha() for c in value)):
+                    found.append((entity, offset, offset + len(value.rstrip())))
+
+        if kind in {"id", "facility", "phone"}:
+            span(0, entity_type)
+        elif kind == "xpn":
+            for index in range(3):
+                span(index, "PERSON", need_alpha=True)
+        elif kind == "xcn":
+            for index in range(1, 4):
+                span(index, "PERSON", need_alpha=True)
+        elif kind == "xad":
+            span(0, "LOCATION")
+            span(2, "LOCATION")
+            span(4, "ZIP")
+        return found
 
 
 class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
@@ -1023,6 +1424,8 @@ def phi_recognizers() -> list[LocalRecognizer]:
         address_recognizer(),
         FacilityRecognizer(),
         PersonRecognizer(),
+        TableRecognizer(),
+        Hl7Recognizer(),
         OfflineEmailRecognizer(),
         url_recognizer(),
         ip_recognizer(),

@@ -116,3 +116,41 @@ NON_PHI_PLACES: frozenset[str] = frozenset(
         "netherlands", "poland", "nigeria", "philippines", "korea", "vietnam",
     }
 )  # fmt: skip
+
+#: given names that are also everyday English words ("Will review", "Hope to discharge"):
+#: taken as names only in a name position (after a title or label, before a capitalised
+#: surname, after "Surname,"), never alone in running text
+WORD_NAMES: frozenset[str] = words(
+    """
+    will mark hope rose joy ivy faith grace dale heath summer autumn april june may iris
+    lily daisy holly hazel pearl ruby amber dawn robin rich bill art sunny sky crystal jade
+    faye gay hunter chase grant pat sue ray reed wade drew frank carol victor patience honor
+    charity prudence mercy star rain brook river penny candy fern heather
+    """
+)
+
+#: surnames of diseases, signs, scores and procedures ("Colles fracture", "Gleason 4+3"): a
+#: NER span made of these is not a person; a title or label before one still makes it a name
+EPONYMS: frozenset[str] = words(
+    """
+    holter colles glasgow hodgkin hodgkin's hartmann hartmann's gleason mallampati apgar
+    barthel braden waterlow wells caprini child pugh ranson glasgow-blatchford rockall
+    parkinson parkinson's alzheimer alzheimer's crohn crohn's addison cushing graves hashimoto
+    bell bell's babinski kernig brudzinski murphy murphy's mcburney rovsing trendelenburg
+    whipple nissen billroth roux seldinger swan ganz foley hickman broca wernicke korsakoff
+    barrett barrett's raynaud sjogren kawasaki guillain barre wilms ewing kaposi paget
+    tinel phalen lachman mcmurray finkelstein allen romberg duke bishop killip nyha ecog
+    karnofsky breslow clark dukes tnm mini-mental mmse moca abcd2 chads2 cha2ds2-vasc
+    """
+)
+
+#: words that head a clinical note or label a field, which the small model takes for names
+#: or places ("Requesting clinician", "Hosp no", "NOK", "TWOC")
+LABEL_WORDS: frozenset[str] = words(
+    """
+    hosp requesting requested subj subject nok mum mom dad twoc obstetric obstetrics booking
+    handover triage sbar referral outpatient inpatient ward bay bed mon tue tues wed thu thur
+    thurs fri sat sun monday tuesday wednesday thursday friday saturday sunday coma scale
+    score grade stage classification criteria procedure fracture lymphoma monitor sign test
+    """
+)

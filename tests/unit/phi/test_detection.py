@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from securemed.phi.detection import (
+    ages_after_names,
     clean_ner,
     extend_particles,
     identifier_variants,
@@ -88,3 +89,35 @@ def test_ner_spans_of_clinical_words_states_and_digits_are_dropped() -> None:
 def test_all_caps_detection() -> None:
     assert is_all_caps("PT SEEN BY DR. SMITH, 93 Y/O.")
     assert not is_all_caps("Pt seen by Dr. Smith.")
+
+
+def test_eponyms_followed_by_their_noun_are_not_ner_names() -> None:
+    text = "Bloggs fracture of the wrist; Nakamura procedure planned"
+    assert clean_ner(text, "PERSON", 0, 6) is None
+    assert clean_ner(text, "PERSON", 30, 38) is None
+
+
+def test_known_eponyms_and_label_words_are_not_ner_names() -> None:
+    text = "Requesting: ward 4. Mallampati 2. Holter fitted."
+    assert clean_ner(text, "LOCATION", 0, 10) is None
+    assert clean_ner(text, "PERSON", 20, 30) is None
+    assert clean_ner(text, "PERSON", 34, 40) is None
+
+
+def test_a_lone_everyday_word_is_not_a_ner_name_but_one_before_a_surname_is() -> None:
+    text = "Mark the fluid chart. Mark Ellery visited."
+    assert clean_ner(text, "PERSON", 0, 4) is None
+    assert clean_ner(text, "PERSON", 22, 26) == (22, 26)
+
+
+def test_word_names_are_not_propagated_to_every_occurrence() -> None:
+    text = "Hope Varga admitted. We hope to discharge; Varga aware."
+    found = propagate_names(text, [PhiEntity("PERSON", 0, 10, 0.8)])
+    assert ("PERSON", "hope") not in spans(text, found)
+    assert ("PERSON", "Varga") in spans(text, found)
+
+
+def test_a_bare_age_of_ninety_or_more_after_a_name_is_an_age() -> None:
+    text = "bed 3: mr okoro, 93, settled. mr okoro, 45 mg given"
+    found = ages_after_names(text, [PhiEntity("PERSON", 10, 15, 0.6)])
+    assert spans(text, found) == [("AGE", "93")]

@@ -180,3 +180,182 @@ def test_email_recognizer_uses_the_offline_suffix_list() -> None:
 
 def test_labelled_nhs_style_record_number_is_an_mrn() -> None:
     assert ("MRN", "943 476 5919") in found(r.mrn_recognizer(), "NHS Number: 943 476 5919")
+
+
+# --- generalisation: formats beyond the synthetic corpus's ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("came in on 21/06 with chest pain", "21/06"),
+        ("admitted 4/11 via ED", "4/11"),
+        ("last scan Oct-19, stable", "Oct-19"),
+        ("TWOC booked Thurs 9th", "9th"),
+        ("see you Friday the 22nd", "22nd"),
+    ],
+)
+def test_day_month_without_year_and_weekday_ordinals_are_dates(text: str, value: str) -> None:
+    assert ("DATE", value) in found(r.date_recognizer(), text)
+
+
+@pytest.mark.parametrize("text", ["r/v 3/52", "abx for 5/7", "review in 6/12", "BP 118/76"])
+def test_uk_duration_fractions_and_pressures_are_not_dates(text: str) -> None:
+    assert not any(t == "DATE" for t, _ in found(r.date_recognizer(), text))
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("widow, aged ninety-four, lives alone", "ninety-four"),
+        ("she is one hundred and one years old", "one hundred and one"),
+        ("ninety-six yrs, frail", "ninety-six"),
+        ("pt is 97 and independent", "97"),
+    ],
+)
+def test_ages_in_words_and_after_is_are_found(text: str, value: str) -> None:
+    assert ("AGE", value) in found(r.age_recognizer(), text)
+
+
+def test_a_small_age_in_words_is_not_phi() -> None:
+    assert found(r.age_recognizer(), "aged sixty-two, smoker") == set()
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("ring her on 0161 555 0937 after 5", "0161 555 0937"),
+        ("mobile 07911 123456", "07911 123456"),
+        ("son 0423 118 774 (AU)", "0423 118 774"),
+    ],
+)
+def test_uk_and_australian_numbers_with_spaces_are_phones(text: str, value: str) -> None:
+    assert ("PHONE", value) in found(r.phone_recognizer(), text)
+
+
+def test_a_dose_and_time_are_not_trunk_phone_numbers() -> None:
+    assert found(r.phone_recognizer(), "0900 500 mg given") == set()
+
+
+@pytest.mark.parametrize(
+    "text, entity, value",
+    [
+        ("Hosp no: QE7731902", "MRN", "QE7731902"),
+        ("Hospital number KX-20931", "MRN", "KX-20931"),
+        ("claim no. CLM-7730-221", "ACCOUNT", "CLM-7730-221"),
+        ("Incident ref IR/2022/1187 filed", "ACCOUNT", "IR/2022/1187"),
+        ("band number 7731029384", "HEALTH_PLAN", "7731029384"),
+        ("sensor serial 3QX9-11", "DEVICE_ID", "3QX9-11"),
+        ("transmitter ID 7HQ2LM", "DEVICE_ID", "7HQ2LM"),
+    ],
+)
+def test_identifiers_after_new_labels(text: str, entity: str, value: str) -> None:
+    recognizers = {
+        "MRN": r.mrn_recognizer(), "ACCOUNT": r.account_recognizer(),
+        "HEALTH_PLAN": r.health_plan_recognizer(), "DEVICE_ID": r.device_recognizer(),
+    }  # fmt: skip
+    assert (entity, value) in found(recognizers[entity], text)
+
+
+def test_a_reference_range_is_not_an_account() -> None:
+    assert found(r.account_recognizer(), "ref range 3.5-5.1, see ref 12/03/2021") == set()
+
+
+def test_uk_registration_plates_are_vehicles() -> None:
+    assert ("VEHICLE", "LB07 SEO") in found(r.vehicle_recognizer(), "car LB07 SEO towed")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "Flat 3A, Beech Court, 27 Mill Lane, Leeds",
+            {("LOCATION", "Flat 3A, Beech Court, 27 Mill Lane")},
+        ),
+        ("Lot 9, Pinecrest Estate", {("LOCATION", "Lot 9, Pinecrest Estate")}),
+        ("moved to Halifax NS B3H 4R2 last year", {("LOCATION", "Halifax"), ("ZIP", "B3H 4R2")}),
+        ("Geelong VIC 3220", {("LOCATION", "Geelong"), ("ZIP", "3220")}),
+        ("12 Baobab Street, Polokwane 0699", {("LOCATION", "Polokwane"), ("ZIP", "0699")}),
+    ],
+)
+def test_international_address_lines(text: str, expected: set[tuple[str, str]]) -> None:
+    assert expected <= found(r.address_recognizer(), text)
+
+
+def test_a_tnm_stage_is_not_a_canadian_postcode() -> None:
+    assert not any(t == "ZIP" for t, _ in found(r.address_recognizer(), "pT3N1M0 on histology"))
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("GP: Dr Lowe, Birchfield Road Surgery", "Birchfield Road Surgery"),
+        ("transferred from Oakwood Care Home", "Oakwood Care Home"),
+        ("collected from Kingsway Pharmacy today", "Kingsway Pharmacy"),
+        ("pupil at Hillcrest Primary School", "Hillcrest Primary School"),
+    ],
+)
+def test_practices_care_homes_pharmacies_and_schools_are_facilities(text: str, value: str) -> None:
+    assert ("FACILITY", value) in found(r.FacilityRecognizer(), text)
+
+
+def test_a_surgical_specialty_is_not_a_facility() -> None:
+    assert found(r.FacilityRecognizer(), "referred to Colorectal Surgery") == set()
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("Patient: JOY OKAFOR  Sex: F", "JOY OKAFOR"),
+        ("seen with Faith Ndlovu today", "Faith Ndlovu"),
+        ("Name: Pereira, Will", "Pereira, Will"),
+        ("ED: OKAFOR, GRACE 88F", "OKAFOR, GRACE"),
+        ("recall letter - Yusuf Demir, DOB 02/02/1950", "Yusuf Demir"),
+        ("Dear mrs kowalczyk, thank you", "kowalczyk"),
+        ("spoke to dr adeyemi.", "adeyemi"),
+        ("Sr. Anna Li on nights", "Anna Li"),
+        ("Driver Owain Price unhurt", "Owain Price"),
+    ],
+)
+def test_names_in_name_positions_including_word_names_and_lower_case(text: str, value: str) -> None:
+    assert ("PERSON", value) in found(r.PersonRecognizer(), text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Will review in clinic. Hope for improvement.",
+        "Patient: will be discharged",
+        "dr aware, ms relapse",
+        "MSH|^~\\&|A|B|C|D|202301010000||ADT^A01|1|P|2.5",
+    ],
+)
+def test_word_names_alone_and_message_types_are_not_names(text: str) -> None:
+    assert found(r.PersonRecognizer(), text) == set()
+
+
+def test_table_cells_are_typed_by_their_column_header() -> None:
+    text = "Hosp No\tPatient\tDOB\tConsultant\nK22019\tMorrow, Grace\t01/05/1944\tDr Iyer\n"
+    assert found(r.TableRecognizer(), text) == {
+        ("MRN", "K22019"), ("PERSON", "Morrow, Grace"), ("DATE", "01/05/1944"), ("PERSON", "Iyer"),
+    }  # fmt: skip
+
+
+def test_table_columns_that_are_not_identifiers_are_left() -> None:
+    assert found(r.TableRecognizer(), "bed\tissue\tplan\n4\tAKI\tfluids") == set()
+
+
+def test_hl7_fields_are_found_by_position() -> None:
+    text = (
+        "MSH|^~\\&|RIS|STLUKES|EHR|HUB|202402291200||ADT^A04|X1|P|2.5\n"
+        "PID|1||88120^^^MRN||QUILL^ROSA^M||19400115|F|||9 PINE AVE^^TOLEDO^OH^43604\n"
+        "PV1|1|I|W3^12^A||||4411^HALE^SIMON||||||||||||V7781"
+    )
+    result = found(r.Hl7Recognizer(), text)
+    assert {
+        ("FACILITY", "STLUKES"), ("DATE", "20240229"), ("MRN", "88120"), ("PERSON", "QUILL"),
+        ("PERSON", "ROSA"), ("DATE", "19400115"), ("LOCATION", "9 PINE AVE"),
+        ("LOCATION", "TOLEDO"), ("ZIP", "43604"), ("PERSON", "HALE"), ("PERSON", "SIMON"),
+        ("ENCOUNTER", "V7781"),
+    } <= result  # fmt: skip
+    assert not any("ADT" in value for _, value in result)
