@@ -285,7 +285,7 @@ class ReportAPI:
         return await self._admin(
             authorization,
             lambda: self._registry.rotate(clinician_id, body.public_key),
-            lambda key_id: {"clinician_id": clinician_id, "key_id": key_id},
+            lambda result: {"clinician_id": clinician_id, "token": result[0], "key_id": result[1]},
         )
 
     @api.post("/v1/admin/clinicians/{clinician_id}/revoke", summary="Revoke a clinician's key")

@@ -2,9 +2,10 @@
 
 A clinician is registered with a secp256k1 public key (checked to be a point on the curve)
 and receives a bearer token once; only the token's SHA-256 is stored, so a copy of the
-database does not let anyone call the service. Keys can be rotated (the old one is retired,
-envelopes are sealed to the new one from then on) and revoked (the clinician gets nothing
-until a new key is registered). SQLite with full sync: an acknowledged change survives a crash.
+database does not let anyone call the service. Keys can be rotated (the old key is retired and
+the old token replaced; envelopes are sealed to the new key from then on) and revoked (the
+clinician gets nothing until a rotation gives them a new key and token). SQLite with full
+sync: an acknowledged change survives a crash.
 """
 
 from __future__ import annotations
@@ -86,9 +87,15 @@ class ClinicianRegistry:
             identifier = self._add_key(db, clinician_id, public)
         return token, identifier
 
-    def rotate(self, clinician_id: str, public_key_hex: str) -> str:
-        """Retire the clinician's current key and make ``public_key_hex`` the active one."""
+    def rotate(self, clinician_id: str, public_key_hex: str) -> tuple[str, str]:
+        """Retire the clinician's current key, make ``public_key_hex`` the active one and issue
+        a new bearer token; returns (token, key id).
+
+        The old token stops working too: a rotation often follows a lost device or a revoke,
+        and a token that outlived it would let its holder request reports again.
+        """
         public = _checked_public_key(public_key_hex)
+        token = secrets.token_urlsafe(32)
         with self._connect() as db:
             self._require_known(db, clinician_id)
             db.execute(
@@ -96,7 +103,11 @@ class ClinicianRegistry:
                 "WHERE clinician_id = ? AND status = 'active'",
                 (_now(), clinician_id),
             )
-            return self._add_key(db, clinician_id, public)
+            db.execute(
+                "UPDATE clinicians SET token_sha256 = ? WHERE clinician_id = ?",
+                (token_hash(token), clinician_id),
+            )
+            return token, self._add_key(db, clinician_id, public)
 
     def revoke(self, clinician_id: str) -> None:
         """No key of this clinician seals anything any more."""

@@ -269,7 +269,7 @@ def test_admin_routes_refuse_unknown_clinicians_bad_keys_and_bad_admin_tokens(
                                headers=admin), 422, "invalid_request")  # fmt: skip
 
 
-def test_rotating_a_key_seals_to_the_new_key_only(service, tmp_path) -> None:
+def test_rotating_a_key_replaces_the_token_and_seals_to_the_new_key_only(service, tmp_path) -> None:
     token, old_key = service.register("dr-rotating")
     subprocess.run(
         [sys.executable, "-m", "securemed.cli", "keygen", "--out", str(tmp_path / "new")],
@@ -281,7 +281,8 @@ def test_rotating_a_key_seals_to_the_new_key_only(service, tmp_path) -> None:
         headers={"Authorization": f"Bearer {service.admin}"},
     )
     assert rotated.status_code == 200, rotated.text
-    envelope = service.report(token, _png(_film(seed=6))).json()
+    _error(service.report(token, _png(_film(seed=6))), 401, "invalid_token")  # old token
+    envelope = service.report(rotated.json()["token"], _png(_film(seed=6))).json()
     assert service.decrypt(envelope, old_key, tmp_path).returncode != 0
     assert service.decrypt(envelope, tmp_path / "new" / "clinician.key", tmp_path).returncode == 0
 

@@ -33,10 +33,13 @@ def test_registration_gives_a_token_that_authenticates_and_an_active_key(tmp_pat
 
 def test_rotation_retires_the_old_key_and_revocation_leaves_none(tmp_path: Path) -> None:
     registry = ClinicianRegistry(tmp_path / "clinicians.db")
-    registry.register("dr-a", generate_clinician_key()[1])
+    old_token, _ = registry.register("dr-a", generate_clinician_key()[1])
     _, newer = generate_clinician_key()
-    rotated = registry.rotate("dr-a", newer)
+    new_token, rotated = registry.rotate("dr-a", newer)
     assert registry.active_key("dr-a").key_id == rotated
+    # the rotation replaces the bearer token: the old one no longer authenticates
+    assert registry.authenticate(new_token) == "dr-a"
+    assert _reason(lambda: registry.authenticate(old_token)) == "invalid_token"
     assert registry.active_key("dr-a").public_key == bytes.fromhex(newer)
     registry.revoke("dr-a")
     assert _reason(lambda: registry.active_key("dr-a")) == "key_revoked"
