@@ -7,10 +7,10 @@ Logs carry the request id, timings and codes, never request content.
 """
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -35,12 +35,11 @@ from services.http_errors import (
     code_of,
     install_error_handlers,
     log_failure,
+    logger,
 )
 from services.metrics import ServiceMetrics
 from services.refusals import stage_result
 
-# a child of Serve's logger: lines land in the replica's log file with its request context
-logger = logging.getLogger("ray.serve.securemed")
 T = TypeVar("T")
 #: the id every envelope, error and log line of a request carries (Serve sets its own
 #: X-Request-ID for its access log; this one is SecureMed's)
@@ -129,29 +128,41 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes, str | N
     return data, indication
 
 
+@dataclass(frozen=True)
+class _Handles:
+    """The four stage deployments the ingress calls."""
+
+    anonymizer: DeploymentHandle
+    generator: DeploymentHandle
+    validator: DeploymentHandle
+    sealer: DeploymentHandle
+
+
 class _HandleStages:
     """The pipeline's stages as calls to the deployments, for one clinician's request."""
 
-    def __init__(self, api: Any, clinician_id: str, request_id: str) -> None:
-        self._api = api
+    def __init__(self, handles: _Handles, clinician_id: str, request_id: str) -> None:
+        self._handles = handles
         self._clinician_id = clinician_id
         self._request_id = request_id
 
     async def check_input(self, indication: str | None, image_bytes: int) -> Verdict:
-        return await stage_result(self._api._validator.check_input.remote(indication, image_bytes))
+        return await stage_result(
+            self._handles.validator.check_input.remote(indication, image_bytes)
+        )
 
     async def anonymize(self, image: bytes, indication: str | None) -> AnonymizedRequest:
-        return await stage_result(self._api._anonymizer.anonymize.remote(image, indication))
+        return await stage_result(self._handles.anonymizer.anonymize.remote(image, indication))
 
     async def write(self, pixels: np.ndarray) -> DraftReport:
-        return await stage_result(self._api._generator.write.remote(pixels))
+        return await stage_result(self._handles.generator.write.remote(pixels))
 
     async def check_output(self, report: str, draft: DraftReport) -> Verdict:
-        return await stage_result(self._api._validator.check_output.remote(report, draft))
+        return await stage_result(self._handles.validator.check_output.remote(report, draft))
 
     async def seal(self, report: str, verdict: Verdict, model_version: str) -> dict[str, Any]:
         return await stage_result(
-            self._api._sealer.seal.remote(
+            self._handles.sealer.seal.remote(
                 report,
                 clinician_id=self._clinician_id,
                 request_id=self._request_id,
@@ -200,10 +211,7 @@ class ReportAPI:
         # uploads stay in memory up to the limit: a DICOM names its patient and Starlette
         # would otherwise spool anything over 1 MiB to a temporary file on this node's disk
         MultiPartParser.spool_max_size = self._max_image_bytes + _FORM_OVERHEAD
-        self._anonymizer = anonymizer
-        self._generator = generator
-        self._validator = validator
-        self._sealer = sealer
+        self._handles = _Handles(anonymizer, generator, validator, sealer)
         self._metrics = ServiceMetrics()
 
     # -- reports -----------------------------------------------------------------------------
@@ -219,7 +227,7 @@ class ReportAPI:
             authenticate = self._authenticate(authorization)
             clinician_id = await Stopwatch(timings)("authenticate", authenticate)
             image, indication = await _read_upload(request, self._max_image_bytes)
-            stages = _HandleStages(self, clinician_id, request_id)
+            stages = _HandleStages(self._handles, clinician_id, request_id)
             produced = await produce_report(stages, image, indication, timings)
         except ReportBlockedError as blocked:
             outcome, response = blocked.code, _blocked_response(blocked, request_id)
@@ -227,7 +235,7 @@ class ReportAPI:
         except Exception as error:  # every failure becomes a JSON error
             outcome, response = code_of(error), as_response(error, request_id=request_id)
             if response.status_code >= 500:
-                log_failure(logger, request_id, error)
+                log_failure(request_id, error)
         else:
             outcome = "sealed"
             response = JSONResponse(produced.envelope, headers={"Cache-Control": "no-store"})
@@ -260,7 +268,7 @@ class ReportAPI:
 
     @api.get("/v1/service-key", summary="The Ed25519 key that signs every envelope")
     async def service_key(self) -> dict[str, str]:
-        key_id = await self._sealer.service_key_id.remote()
+        key_id = await self._handles.sealer.service_key_id.remote()
         return {"service_key_id": key_id, "public_key_pem": self._public_pem}
 
     @api.post("/v1/admin/clinicians", status_code=201, summary="Register a clinician's key")
@@ -313,7 +321,7 @@ class ReportAPI:
         except Exception as error:  # mapped to a JSON error
             response = as_response(error)
             if response.status_code >= 500:
-                log_failure(logger, None, error)
+                log_failure(None, error)
             return response
         return JSONResponse(body(result), status_code=status)
 
@@ -324,10 +332,10 @@ class ReportAPI:
         try:
             version, key_id, *_ = await asyncio.wait_for(
                 asyncio.gather(
-                    self._generator.model_version.remote(),
-                    self._sealer.service_key_id.remote(),
-                    self._anonymizer.ready.remote(),
-                    self._validator.ready.remote(),
+                    self._handles.generator.model_version.remote(),
+                    self._handles.sealer.service_key_id.remote(),
+                    self._handles.anonymizer.ready.remote(),
+                    self._handles.validator.ready.remote(),
                 ),
                 timeout=10,
             )

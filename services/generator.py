@@ -8,7 +8,6 @@ wait come from the deployment's ``user_config`` in ``deploy/serve.yaml``.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any
 
@@ -18,9 +17,8 @@ from ray import serve
 
 from securemed.serving.model_runner import DraftReport, ReportModelRunner
 from securemed.serving.settings import ServiceSettings
+from services.http_errors import logger
 from services.refusals import returning_refusals
-
-logger = logging.getLogger("ray.serve.securemed")
 
 
 @serve.deployment(name="ReportGenerator", ray_actor_options={"num_cpus": 1})

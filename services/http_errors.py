@@ -21,6 +21,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from securemed.errors import ConfigError, Rejected
 
+# a child of Serve's logger: lines land in the replica's log file with its request context
+logger = logging.getLogger("ray.serve.securemed")
+
 #: the status of each stable reason code (domain refusals and the API's own)
 STATUS_BY_CODE: dict[str, int] = {
     # authentication and the clinician registry
@@ -118,7 +121,7 @@ def as_response(error: BaseException, *, request_id: str | None = None) -> JSONR
     return error_response(code, message, request_id=request_id)
 
 
-def log_failure(logger: logging.Logger, request_id: str | None, error: BaseException) -> None:
+def log_failure(request_id: str | None, error: BaseException) -> None:
     """Log an unexpected failure by type and code location only: its message could quote
     request content, so it is never written."""
     frames = traceback.extract_tb(error.__traceback__)
@@ -144,7 +147,7 @@ def install_error_handlers(api: FastAPI) -> None:
         return error_response(code, "no such route or method: see /v1/openapi.json")
 
     async def anything(_: Request, error: Exception) -> JSONResponse:
-        log_failure(logging.getLogger("ray.serve.securemed"), None, error)
+        log_failure(None, error)
         return as_response(error)
 
     api.add_exception_handler(RequestValidationError, validation)

@@ -11,7 +11,6 @@ code location only and refused as ``internal_error``.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,7 +18,6 @@ from typing import Any, TypeVar
 from securemed.errors import Rejected
 from services.http_errors import log_failure
 
-logger = logging.getLogger("ray.serve.securemed")
 T = TypeVar("T")
 
 
@@ -41,7 +39,7 @@ def returning_refusals(
         except Rejected as error:
             return Refusal(error.reason, str(error))
         except Exception as error:
-            log_failure(logger, None, error)
+            log_failure(None, error)
             return Refusal("internal_error", "a stage of the service failed")
 
     return wrapper

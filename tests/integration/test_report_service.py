@@ -10,6 +10,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def service(trained_report_checkpoint, tmp_path_factory):
     checkpoint, digest = trained_report_checkpoint
     root = tmp_path_factory.mktemp("service")
     state, admin = init_service_state(root / "state")
-    ray_dir = Path(tempfile_short())
+    ray_dir = Path(_short_temp_dir())
     http_port, metrics_port = _free_port(), _free_port()
     ray.init(
         address="local",
@@ -147,9 +148,7 @@ def service(trained_report_checkpoint, tmp_path_factory):
         ray.shutdown()
 
 
-def tempfile_short() -> str:
-    import tempfile
-
+def _short_temp_dir() -> str:
     return tempfile.mkdtemp(prefix="/tmp/rays")  # Ray's socket paths must stay short
 
 
