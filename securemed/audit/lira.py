@@ -35,6 +35,7 @@ def lira_scores(
     *,
     online: bool,
     global_variance: bool = True,
+    shadow_used: np.ndarray | None = None,
 ) -> np.ndarray:
     """Membership scores (higher: more likely a member) for each target example.
 
@@ -44,16 +45,20 @@ def lira_scores(
         shadow_in: (shadows, n) whether that shadow trained on that example.
         online: use the "in" fits too (likelihood ratio); else the offline one-sided test.
         global_variance: one pooled variance per side instead of one per example.
+        shadow_used: (shadows, n) which shadow confidences enter the fits (default: all).
     """
     target = np.asarray(target, dtype=float)
     shadow = np.asarray(shadow, dtype=float)
     shadow_in = np.asarray(shadow_in, dtype=bool)
-    if shadow.shape != shadow_in.shape or shadow.shape[1:] != target.shape:
-        raise ValueError("shadow and shadow_in must be (shadows, n) for a target of shape (n,)")
-    mu_out, std_out = _fit(shadow, ~shadow_in, global_variance)
+    used = np.ones_like(shadow_in) if shadow_used is None else np.asarray(shadow_used, dtype=bool)
+    if not shadow.shape == shadow_in.shape == used.shape or shadow.shape[1:] != target.shape:
+        raise ValueError(
+            "shadow, shadow_in and shadow_used must be (shadows, n) for a target of shape (n,)"
+        )
+    mu_out, std_out = _fit(shadow, ~shadow_in & used, global_variance)
     if not online:
         return -norm.logsf(target, loc=mu_out, scale=std_out)
-    mu_in, std_in = _fit(shadow, shadow_in, global_variance)
+    mu_in, std_in = _fit(shadow, shadow_in & used, global_variance)
     return norm.logpdf(target, mu_in, std_in) - norm.logpdf(target, mu_out, std_out)
 
 

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset, TensorDatas
 from securemed.adversarial import deepfool, fgsm, pgd
 from securemed.config import DPSGDConfig
 from securemed.models.report_generator import ReportGenerator
+from securemed.privacy.dp_steps import empty_private_step
 from securemed.privacy.local_training import noise_multiplier_for
 from securemed.report_training.config import AdversarialConfig, OptimisationConfig
 from securemed.report_training.dataset import PairedReports
@@ -214,7 +215,7 @@ class ReportTrainer:
         length = len(self._loader)
         for images, tokens, findings in self._loader:
             if len(images) == 0:  # Poisson sampling drew no film for this worker
-                self._empty_private_step()
+                empty_private_step(self._optimizer, self.model)
                 empty += 1
                 steps += 1
                 self.global_step += 1
@@ -248,16 +249,6 @@ class ReportTrainer:
             seconds=time.perf_counter() - started,
             epsilon=self.epsilon(),
         )
-
-    def _empty_private_step(self) -> None:
-        """A DP step with nothing sampled here: zero per-example gradients, then the optimizer
-        step as usual, so noise is added, the accountant counts the step and every worker
-        joins the same gradient all-reduce (skipping it would hang the others)."""
-        self._optimizer.zero_grad(set_to_none=True)
-        for parameter in self.model.parameters():
-            if parameter.requires_grad:
-                setattr(parameter, "grad_sample", parameter.new_zeros((0, *parameter.shape)))  # noqa: B010
-        self._optimizer.step()
 
     def _seed_epoch(self) -> None:
         """Every random stream of this worker, derived from (seed, rank, epoch).
