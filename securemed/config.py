@@ -8,7 +8,7 @@ Unknown keys are refused for the same reason.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -22,6 +22,9 @@ class StrictConfig(BaseModel):
     """Unknown keys refused, values frozen once validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ConfigT = TypeVar("ConfigT", bound=StrictConfig)
 
 
 class DataConfig(StrictConfig):
@@ -249,12 +252,24 @@ def describe_errors(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_config(raw: dict[str, Any], *, origin: str = "config") -> JobConfig:
-    """Validate a mapping, raising :class:`ConfigError` that lists every bad field."""
+def validate_as(cls: type[ConfigT], raw: dict[str, Any], *, origin: str = "config") -> ConfigT:
+    """Validate a mapping as ``cls``, raising :class:`ConfigError` that lists every bad field."""
     try:
-        return JobConfig.model_validate(raw)
+        return cls.model_validate(raw)
     except ValidationError as error:
         raise ConfigError(f"{origin} is invalid:\n{describe_errors(error)}") from None
+
+
+def load_as(cls: type[ConfigT], path: str | Path | None) -> ConfigT:
+    """Read and validate a YAML config file as ``cls``; ``None`` gives the defaults."""
+    if path is None:
+        return cls()
+    return validate_as(cls, read_yaml_mapping(path), origin=f"config file {path}")
+
+
+def parse_config(raw: dict[str, Any], *, origin: str = "config") -> JobConfig:
+    """Validate a federated job's config mapping."""
+    return validate_as(JobConfig, raw, origin=origin)
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -274,7 +289,5 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path | None) -> JobConfig:
-    """Read and validate a YAML config; `None` gives the defaults."""
-    if path is None:
-        return JobConfig()
-    return parse_config(read_yaml_mapping(path), origin=f"config file {path}")
+    """Read and validate a federated job's YAML config; ``None`` gives the defaults."""
+    return load_as(JobConfig, path)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from securemed.config import DPSGDConfig, StrictConfig, describe_errors, read_yaml_mapping
+from securemed.config import DPSGDConfig, StrictConfig, load_as, validate_as
 from securemed.errors import ConfigError
 from securemed.models.report_generator import ReportModelConfig
 
@@ -227,15 +227,10 @@ class ReportJobConfig(StrictConfig):
 
 
 def parse_report_config(raw: dict[str, Any], *, origin: str = "config") -> ReportJobConfig:
-    """Validate a mapping, raising :class:`ConfigError` that lists every bad field."""
-    try:
-        return ReportJobConfig.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(f"{origin} is invalid:\n{describe_errors(error)}") from None
+    """Validate a report job's config mapping."""
+    return validate_as(ReportJobConfig, raw, origin=origin)
 
 
 def load_report_config(path: str | Path | None) -> ReportJobConfig:
-    """Read and validate a YAML config; ``None`` gives the defaults."""
-    if path is None:
-        return ReportJobConfig()
-    return parse_report_config(read_yaml_mapping(path), origin=f"config file {path}")
+    """Read and validate a report job's YAML config; ``None`` gives the defaults."""
+    return load_as(ReportJobConfig, path)
