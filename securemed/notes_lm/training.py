@@ -171,10 +171,10 @@ def _private_epochs(
         privacy, sample_rate=sample_rate, steps=recipe.epochs * len(loader)
     )
     noise = torch.Generator().manual_seed(seed + 1)
-    engine = PrivacyEngine(accountant=privacy.accountant)
     with warnings.catch_warnings():
         # secure_mode is off by design (seeded, reproducible runs), as in federated DP
         warnings.filterwarnings("ignore", message=".*Secure RNG.*")
+        engine = PrivacyEngine(accountant=privacy.accountant)
         private, optimizer, poisson = engine.make_private(
             module=model,
             optimizer=optimizer,
@@ -192,7 +192,10 @@ def _private_epochs(
                 empty_private_step(optimizer, private)
                 continue
             optimizer.zero_grad(set_to_none=True)
-            per_note_nll(private, ids, mask).mean().backward()
+            with warnings.catch_warnings():
+                # Opacus's hooks fire on the embedding's output (token ids need no gradient)
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                per_note_nll(private, ids, mask).mean().backward()
             optimizer.step()
 
     return engine, sigma, run
