@@ -57,8 +57,9 @@ def leave_one_out_lira(
     masks = np.asarray(masks, dtype=bool)
     if statistic.shape != masks.shape or statistic.ndim != 2:
         raise ValueError("statistic and masks must both be (models, examples)")
-    if len(statistic) < 4:
-        raise ValueError("leave-one-out LiRA needs at least four models")
+    if len(statistic) < 6:
+        # two models a side at least: one model gives a mean but no spread
+        raise ValueError("leave-one-out LiRA needs at least six models")
     if np.any(masks.sum(axis=0) * 2 != len(masks)):
         raise ValueError("every example must be in exactly half of the models (balanced_masks)")
     rng = np.random.default_rng(seed)

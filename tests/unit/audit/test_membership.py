@@ -56,12 +56,12 @@ def test_no_membership_signal_gives_chance() -> None:
 
 
 def test_shapes_are_checked() -> None:
-    masks = balanced_masks(4, 10, seed=0)
+    masks = balanced_masks(6, 10, seed=0)
     with pytest.raises(ValueError, match="models, examples"):
-        leave_one_out_lira(np.zeros((4, 9)), masks, online=True)
-    with pytest.raises(ValueError, match="four models"):
-        leave_one_out_lira(np.zeros((2, 10)), balanced_masks(2, 10, seed=0), online=True)
+        leave_one_out_lira(np.zeros((6, 9)), masks, online=True)
+    with pytest.raises(ValueError, match="six models"):
+        leave_one_out_lira(np.zeros((4, 10)), balanced_masks(4, 10, seed=0), online=True)
     with pytest.raises(ValueError, match="exactly half"):
-        leave_one_out_lira(np.zeros((4, 10)), np.ones((4, 10), dtype=bool), online=True)
+        leave_one_out_lira(np.zeros((6, 10)), np.ones((6, 10), dtype=bool), online=True)
     with pytest.raises(ValueError, match="differ in shape"):
         split_by_membership(np.zeros((4, 9)), masks)
