@@ -164,6 +164,7 @@ def _private_epochs(
 ) -> tuple[object, float, Callable[[], None]]:
     """Opacus's module, optimizer and Poisson loader, and one epoch of DP-SGD with them."""
     from opacus import PrivacyEngine
+    from opacus.data_loader import DPDataLoader
 
     loader = DataLoader(dataset, batch_size=recipe.batch_size)
     sample_rate = 1 / len(loader)
@@ -175,16 +176,19 @@ def _private_epochs(
         # secure_mode is off by design (seeded, reproducible runs), as in federated DP
         warnings.filterwarnings("ignore", message=".*Secure RNG.*")
         engine = PrivacyEngine(accountant=privacy.accountant)
-        private, optimizer, poisson = engine.make_private(
+        private, optimizer, _ = engine.make_private(
             module=model,
             optimizer=optimizer,
-            data_loader=DataLoader(dataset, batch_size=recipe.batch_size, generator=sampling),
+            data_loader=loader,
             noise_multiplier=sigma,
             max_grad_norm=privacy.max_grad_norm,
             poisson_sampling=True,
             noise_generator=noise,
             grad_sample_mode="hooks",
         )
+    # the Poisson sampler, drawing from this run's own generator (make_private's would draw
+    # from torch's global one, which dropout also consumes)
+    poisson = DPDataLoader(dataset, sample_rate=sample_rate, generator=sampling)
 
     def run() -> None:
         for ids, mask in poisson:
