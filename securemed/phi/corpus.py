@@ -42,7 +42,7 @@ class AnnotatedNote:
     style: str = ""
 
 
-class _Writer:
+class NoteWriter:
     """Appends text and PHI values, recording each PHI value's span."""
 
     def __init__(self) -> None:
@@ -50,13 +50,13 @@ class _Writer:
         self.spans: list[Span] = []
         self.length = 0
 
-    def __call__(self, *pieces: str) -> _Writer:
+    def __call__(self, *pieces: str) -> NoteWriter:
         for piece in pieces:
             self.parts.append(piece)
             self.length += len(piece)
         return self
 
-    def phi(self, entity_type: str, value: str) -> _Writer:
+    def phi(self, entity_type: str, value: str) -> NoteWriter:
         self.spans.append((entity_type, self.length, self.length + len(value)))
         return self(value)
 
@@ -398,7 +398,7 @@ MONTHS = [
 ]
 
 
-class _Faker:
+class NoteFaker:
     """Random PHI values in varied formats, from one seeded ``random.Random``."""
 
     def __init__(self, rng: random.Random) -> None:
@@ -615,7 +615,7 @@ class _Faker:
 
 
 @dataclass
-class _Patient:
+class FakePatient:
     first: str
     last: str
     middle: str
@@ -624,15 +624,15 @@ class _Patient:
     dob: dt.date
 
 
-def _patient(f: _Faker) -> _Patient:
+def draw_patient(f: NoteFaker) -> FakePatient:
     age = f.rng.randint(90, 104) if f.rng.random() < 0.3 else f.rng.randint(18, 89)
     dob = f.date(1920, 2005)
-    return _Patient(
+    return FakePatient(
         f.first(), f.last(), f.rng.choice("ABCDEFGHJKLMNPRSTW"), f.rng.choice(["M", "F"]), age, dob
     )
 
 
-def _age(w: _Writer, f: _Faker, p: _Patient, *, noun: bool = False) -> None:
+def write_age(w: NoteWriter, f: NoteFaker, p: FakePatient, *, noun: bool = False) -> None:
     """An age in one of many formats; only ages over 89 are PHI. ``noun``: after "is a"."""
     unit = f.choice(["-year-old", " year old", " y/o", " yo", "yo", " y.o.", "-yr-old", " yrs old"])
     sex = {"M": f.choice(["man", "male", "gentleman"]), "F": f.choice(["woman", "female", "lady"])}
@@ -650,7 +650,7 @@ def _age(w: _Writer, f: _Faker, p: _Patient, *, noun: bool = False) -> None:
         w(f"{unit} {sex[p.sex]}")
 
 
-def _name_forms(f: _Faker, p: _Patient) -> str:
+def _name_forms(f: NoteFaker, p: FakePatient) -> str:
     return f.choice(
         [
             f"{p.last}, {p.first}",
@@ -663,7 +663,7 @@ def _name_forms(f: _Faker, p: _Patient) -> str:
     )
 
 
-def _address_block(w: _Writer, f: _Faker, sep: str = ", ") -> None:
+def _address_block(w: NoteWriter, f: NoteFaker, sep: str = ", ") -> None:
     r = f.rng.random()
     if r < 0.7:
         code, name = f.rng.choice(STATES)
@@ -694,7 +694,7 @@ def _address_block(w: _Writer, f: _Faker, sep: str = ", ") -> None:
         w(", ").phi("ZIP", f"750{f.rng.randint(10, 20)}")(" ").phi("LOCATION", "Paris")(", France")
 
 
-def _cxr(w: _Writer, f: _Faker, p: _Patient) -> None:
+def _cxr(w: NoteWriter, f: NoteFaker, p: FakePatient) -> None:
     w(f.choice(["CHEST X-RAY, PA AND LATERAL\n", "CXR PORTABLE AP\n", "EXAM: Chest 2 views\n"]))
     w("Accession: " if f.rng.random() < 0.5 else "Acc #: ").phi(
         "ACCESSION",
@@ -704,7 +704,7 @@ def _cxr(w: _Writer, f: _Faker, p: _Patient) -> None:
     )
     w("\nDate of exam: ").phi("DATE", f.date_text(f.date(2015, 2024), partial=False))("\n")
     w("CLINICAL INDICATION: ")
-    _age(w, f, p)
+    write_age(w, f, p)
     w(f" with {f.choice(COMPLAINTS)}. {f.choice(DISTRACTORS)}\n")
     w("COMPARISON: ")
     if f.rng.random() < 0.6:
@@ -720,7 +720,7 @@ def _cxr(w: _Writer, f: _Faker, p: _Patient) -> None:
         w(f.choice(["RN", "NP", "MD"]))(" by phone at ").phi("PHONE", f.phone())(".\n")
 
 
-def _letter(w: _Writer, f: _Faker, p: _Patient) -> None:
+def _letter(w: NoteWriter, f: NoteFaker, p: FakePatient) -> None:
     w.phi("FACILITY", f.facility())("\n")
     _address_block(w, f)
     w("\nTel: ").phi("PHONE", f.phone())(f.choice([" | Fax: ", "  F: ", "\nFax "])).phi(
@@ -738,7 +738,7 @@ def _letter(w: _Writer, f: _Faker, p: _Patient) -> None:
     w("\n\nThank you for seeing ")
     w(f.choice(["Mr. ", "Mrs. ", "Ms. "]) if f.rng.random() < 0.6 else "")
     w.phi("PERSON", p.last)(", a ")
-    _age(w, f, p, noun=True)
+    write_age(w, f, p, noun=True)
     w(" whom I saw in clinic on ").phi("DATE", f.date_text(f.date(2018, 2024)))
     w(f". {f.choice(DISTRACTORS)} {f.choice(FINDINGS)} {f.choice(DISTRACTORS)}\n")
     if f.rng.random() < 0.5:
@@ -756,7 +756,7 @@ def _letter(w: _Writer, f: _Faker, p: _Patient) -> None:
     w("cc: Dr. ").phi("PERSON", f.full_name())("\n")
 
 
-def _discharge(w: _Writer, f: _Faker, p: _Patient) -> None:
+def _discharge(w: NoteWriter, f: NoteFaker, p: FakePatient) -> None:
     w("DISCHARGE SUMMARY\n")
     w("Patient Name: ").phi("PERSON", _name_forms(f, p))("\n")
     w(
@@ -785,7 +785,7 @@ def _discharge(w: _Writer, f: _Faker, p: _Patient) -> None:
         w.phi("PERSON", f"{p.first} {p.last}")(" is a ")
     else:
         w(f"{'Mr.' if p.sex == 'M' else 'Ms.'} ").phi("PERSON", p.last)(" is a ")
-    _age(w, f, p, noun=True)
+    write_age(w, f, p, noun=True)
     w(f" with {f.choice(COMPLAINTS)} who presented to ").phi("FACILITY", f.facility())
     w(" on ").phi("DATE", f.date_text(admit))(f". {f.choice(DISTRACTORS)}\n\n")
     w(
@@ -803,7 +803,7 @@ def _discharge(w: _Writer, f: _Faker, p: _Patient) -> None:
     w.phi("DATE", f.date_text(admit, partial=False))("\n")
 
 
-def _mimic(w: _Writer, f: _Faker, p: _Patient) -> None:
+def _mimic(w: NoteWriter, f: NoteFaker, p: FakePatient) -> None:
     w("Name:  ").phi("PERSON", f"{p.last}, {p.first}")("                 Unit No:   ").phi(
         "MRN", f.digits(8)
     )
@@ -815,16 +815,16 @@ def _mimic(w: _Writer, f: _Faker, p: _Patient) -> None:
     w("Date of Birth:  ").phi("DATE", p.dob.isoformat())(f"             Sex:   {p.sex}\n \n")
     w("Service: MEDICINE\n \nAttending: ").phi("PERSON", f"{f.first()} {f.last()}")(".\n \n")
     w(f"Chief Complaint:\n{f.choice(COMPLAINTS)}\n \nHistory of Present Illness:\n")
-    _age(w, f, p)
+    write_age(w, f, p)
     w(f" with hx of CHF, {f.choice(DISTRACTORS)} Transferred from ").phi("FACILITY", f.facility())
     w(f". {f.choice(FINDINGS)}\n \nSocial History:\nLives with ")
     w(f.choice(["wife ", "husband ", "daughter "])).phi("PERSON", f.first())(" in ")
     w.phi("LOCATION", f.choice(CITIES))(f". {f.choice(DISTRACTORS)}\n")
 
 
-def _telegraphic(w: _Writer, f: _Faker, p: _Patient) -> None:
+def _telegraphic(w: NoteWriter, f: NoteFaker, p: FakePatient) -> None:
     w("pt ")
-    _age(w, f, p)
+    write_age(w, f, p)
     w(f", c/o {f.choice(COMPLAINTS)} x3d. {f.choice(DISTRACTORS)} ")
     w(f.choice(["wife ", "dtr ", "son "])).phi("PERSON", f.first())(" at bedside, cell ")
     w.phi("PHONE", f.phone())(". ")
@@ -840,7 +840,7 @@ def _telegraphic(w: _Writer, f: _Faker, p: _Patient) -> None:
         w("home addr: ").phi("LOCATION", f.street())(", ").phi("LOCATION", f.choice(CITIES))("\n")
 
 
-def _admin(w: _Writer, f: _Faker, p: _Patient) -> None:
+def _admin(w: NoteWriter, f: NoteFaker, p: FakePatient) -> None:
     w("REGISTRATION\n")
     w("- Patient: ").phi("PERSON", _name_forms(f, p))("\n")
     w("- DOB: ").phi("DATE", f.date_text(p.dob, partial=False))("\n")
@@ -891,7 +891,7 @@ def _admin(w: _Writer, f: _Faker, p: _Patient) -> None:
     w(f"{f.choice(DISTRACTORS)}\n")
 
 
-def _device(w: _Writer, f: _Faker, p: _Patient) -> None:
+def _device(w: NoteWriter, f: NoteFaker, p: FakePatient) -> None:
     w("DEVICE CLINIC NOTE\nPatient: ").phi("PERSON", f"{p.first} {p.last}")("  MRN: ").phi(
         "MRN", f.mrn()
     )("\nDate: ").phi("DATE", f.date_text(f.date(2018, 2024), partial=False))("\n")
@@ -912,7 +912,7 @@ def _device(w: _Writer, f: _Faker, p: _Patient) -> None:
     w("Next check in 3 months with ").phi("PERSON", f.full_name())(", RN.\n")
 
 
-def _portal(w: _Writer, f: _Faker, p: _Patient) -> None:
+def _portal(w: NoteWriter, f: NoteFaker, p: FakePatient) -> None:
     w("From: ").phi("EMAIL", f.email(p.first, p.last))("\nSent: ").phi(
         "DATE", f.date_text(f.date(2019, 2024), partial=False)
     )(" 14:32\nSubject: question about my x-ray\n\n")
@@ -926,7 +926,7 @@ def _portal(w: _Writer, f: _Faker, p: _Patient) -> None:
     )("]\n")
 
 
-STYLES: dict[str, Callable[[_Writer, _Faker, _Patient], None]] = {
+STYLES: dict[str, Callable[[NoteWriter, NoteFaker, FakePatient], None]] = {
     "cxr": _cxr, "letter": _letter, "discharge": _discharge, "mimic": _mimic,
     "telegraphic": _telegraphic, "admin": _admin, "device": _device, "portal": _portal,
 }  # fmt: skip
@@ -937,12 +937,12 @@ def generate_phi_notes(count: int, seed: int) -> list[AnnotatedNote]:
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     rng = random.Random(seed)
-    faker = _Faker(rng)
+    faker = NoteFaker(rng)
     names = sorted(STYLES)
     notes = []
     for index in range(count):
         style = names[index % len(names)] if index < len(names) else rng.choice(names)
-        writer = _Writer()
-        STYLES[style](writer, faker, _patient(faker))
+        writer = NoteWriter()
+        STYLES[style](writer, faker, draw_patient(faker))
         notes.append(writer.note(style, upper=rng.random() < 1 / 6))
     return notes
