@@ -9,7 +9,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke train-report serve test test-fast bench eval-phi protos certs lint clean
+.PHONY: setup run smoke train-report serve audit sweep test test-fast bench eval-phi protos certs lint clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,17 @@ train-report: setup
 ## var/serve, the newest model under runs/ (a small one is trained first when there is none)
 serve: setup
 	$(PY) jobs/serve.py $(ARGS)
+
+## the clinical-notes privacy audit: membership inference on baseline, regularized and DP
+## fine-tunings, canary epsilon bounds; REPORT.md and plots in runs/audit-notes-<time>
+audit: setup
+	$(PY) jobs/audit.py notes --config configs/audit-notes.yaml --output runs/audit-notes-$$(date +%Y%m%d-%H%M%S) $(ARGS)
+
+## the privacy-utility sweep of the federated classifier: Ray Tune with ASHA over noise, clipping,
+## learning rate, sampling rate and rounds; frontier table, PNG and recommended settings by epsilon
+## budget in runs/sweep-<time> (ARGS="--trials 64 --budgets 1 2 4 8" etc.)
+sweep: setup
+	$(PY) jobs/sweep.py classifier --output runs/sweep-$$(date +%Y%m%d-%H%M%S) $(ARGS)
 
 ## every test; `make test-fast` skips the ones marked slow
 test: setup

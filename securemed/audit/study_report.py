@@ -1,0 +1,309 @@
+"""What the notes leakage study leaves on disk: REPORT.md, comparison.json, scores, plots.
+
+Only numbers leave the study: NLLs, attack scores and metrics keyed by note index. No note
+text (the notes carry PHI, fake here but real in a hospital's run) is written anywhere, and
+no fine-tuned weights are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from securemed.audit.leakage import LOW_FPRS
+from securemed.audit.notes_study import MemberOutcome
+from securemed.audit.study_analysis import ATTACKS, AUDIT_ATTACK, VariantAudit
+from securemed.durable import atomic_write
+from securemed.federation.results import write_json
+
+#: the attack the report's headline numbers come from (the strongest, as in Carlini et al.)
+HEADLINE_ATTACK = "lira_online"
+ATTACK_TITLES = {
+    "loss": "loss threshold",
+    "nll_gap": "NLL gap (reference: base model)",
+    "lira_online": "LiRA online",
+    "lira_offline": "LiRA offline",
+}
+
+
+@dataclass(frozen=True)
+class VariantRecord:
+    """One variant's audit and the fine-tuned copies it was computed from."""
+
+    audit: VariantAudit
+    outcomes: Sequence[MemberOutcome]
+
+    @property
+    def name(self) -> str:
+        return self.audit.name
+
+    @property
+    def test_nll(self) -> float:
+        return float(np.mean([outcome.test_nll for outcome in self.outcomes]))
+
+    @property
+    def epsilon(self) -> float | None:
+        spent = [outcome.epsilon for outcome in self.outcomes if outcome.epsilon is not None]
+        return max(spent) if spent else None
+
+
+def comparison(records: Sequence[VariantRecord], *, base_test_nll: float) -> dict[str, Any]:
+    """The machine-readable result: utility, epsilon and every attack's metrics per variant."""
+    variants = {}
+    for record in records:
+        audit = record.audit.canary_audit
+        variants[record.name] = {
+            "utility": {"test_nll": record.test_nll, "perplexity": math.exp(record.test_nll)},
+            "accountant_epsilon": record.epsilon,
+            "epochs_run": [outcome.epochs_run for outcome in record.outcomes],
+            "attacks": {
+                name: {
+                    "roc_auc": result.metrics.roc_auc,
+                    "attack_success": result.metrics.balanced_accuracy,
+                    **{_tpr_key(fpr): tpr for fpr, tpr in result.metrics.tpr_at_fpr.items()},
+                }
+                for name, result in record.audit.attacks.items()
+            },
+            "canary_audit": None
+            if audit is None
+            else {
+                "attack": audit.attack,
+                "epsilon_lower_bound": audit.epsilon_lower_bound,
+                "accountant_epsilon": audit.accountant_epsilon,
+                "canaries": audit.canaries,
+                "observations": audit.observations,
+                "confidence": 1 - audit.alpha,
+                "delta": audit.delta,
+            },
+        }
+    headline = {
+        name: entry["attacks"][HEADLINE_ATTACK]["tpr_at_1%_fpr"] for name, entry in variants.items()
+    }
+    return {
+        "base": {"test_nll": base_test_nll, "perplexity": math.exp(base_test_nll)},
+        "variants": variants,
+        "headline": {"attack": HEADLINE_ATTACK, "tpr_at_1%_fpr": headline},
+    }
+
+
+def write_study(
+    output: Path,
+    records: Sequence[VariantRecord],
+    *,
+    base_test_nll: float,
+    reference: np.ndarray | None,
+    masks: np.ndarray,
+    population: int,
+    metadata: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Every file of the study under ``output``; returns ``comparison.json``'s content."""
+    output.mkdir(parents=True, exist_ok=True)
+    result = comparison(records, base_test_nll=base_test_nll)
+    write_json(output / "comparison.json", result)
+    write_json(output / "metadata.json", metadata)
+    for record in records:
+        _write_scores(output / f"scores-{record.name}.csv", record, reference, masks, population)
+        _plot_roc(
+            output / f"roc-{record.name}.png",
+            {ATTACK_TITLES[name]: result for name, result in record.audit.attacks.items()},
+            title=f"{record.name}: membership inference on its training notes",
+        )
+    _plot_roc(
+        output / "roc-comparison.png",
+        {record.name: record.audit.attacks[HEADLINE_ATTACK] for record in records},
+        title=f"{ATTACK_TITLES[HEADLINE_ATTACK]} against each fine-tuning",
+    )
+    report = render_report(records, result, metadata)
+    atomic_write(output / "REPORT.md", lambda temporary: temporary.write_text(report))
+    return result
+
+
+def render_report(
+    records: Sequence[VariantRecord], result: Mapping[str, Any], metadata: Mapping[str, Any]
+) -> str:
+    """REPORT.md: the set-up, the comparison table, every attack, the DP audit, what it means."""
+    config = metadata["config"]
+    origin = (
+        "loaded from a local folder" if config["model"]["path"] else "pretrained on public notes"
+    )
+    non_members = config["models"] * config["population"] // 2
+    lines = [
+        "# Membership inference on a clinical-notes language model",
+        "",
+        f"A small causal LM (GPT-NeoX, {metadata['parameters']:,} parameters) was {origin} "
+        f"and fine-tuned {len(records)} ways on {config['population']} synthetic clinical "
+        f"notes with PHI plus {config['canaries']} canaries (each with a random secret). For "
+        f"each variant {config['models']} copies were fine-tuned on random halves of the "
+        "notes; every copy is attacked in turn, the others serving as LiRA's shadow models, so "
+        f"each attack is scored on {config['models']} x {config['population']} (model, note) "
+        "pairs, half of them members.",
+        "",
+        "## Utility and leakage",
+        "",
+        f"Attack: {ATTACK_TITLES[HEADLINE_ATTACK]}. Attack success is the best balanced accuracy "
+        "over thresholds; TPR at a low FPR is how many training notes the attacker names with "
+        "few false accusations, the number that matters for privacy. With "
+        f"{non_members:,} non-member pairs the smallest FPR measured is {1 / non_members:.2%}: "
+        "a TPR at a lower FPR is the TPR at zero false positives.",
+        "",
+        "| variant | test NLL (nats/token) | perplexity | accountant epsilon | attack success "
+        "| ROC AUC | TPR @ 0.1% FPR | TPR @ 1% FPR |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| base (not fine-tuned) | {result['base']['test_nll']:.3f} | "
+        f"{result['base']['perplexity']:.2f} | - | - | - | - | - |",
+    ]
+    for record in records:
+        entry = result["variants"][record.name]
+        attack = entry["attacks"][HEADLINE_ATTACK]
+        lines.append(
+            f"| {record.name} | {entry['utility']['test_nll']:.3f} | "
+            f"{entry['utility']['perplexity']:.2f} | {_epsilon(entry['accountant_epsilon'])} | "
+            f"{attack['attack_success']:.1%} | {attack['roc_auc']:.3f} | "
+            f"{attack['tpr_at_0.1%_fpr']:.1%} | {attack['tpr_at_1%_fpr']:.1%} |"
+        )
+    lines += ["", "## Every attack", "", "ROC AUC / attack success / TPR at 1% FPR.", ""]
+    names = [record.name for record in records]
+    lines += ["| attack | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for attack in ATTACKS:
+        cells = []
+        for name in names:
+            metrics = result["variants"][name]["attacks"].get(attack)
+            cells.append(
+                "-"
+                if metrics is None
+                else f"{metrics['roc_auc']:.3f} / {metrics['attack_success']:.1%} / "
+                f"{metrics['tpr_at_1%_fpr']:.1%}"
+            )
+        lines.append(f"| {ATTACK_TITLES[attack]} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## DP audit with canaries",
+        "",
+        f"An empirical lower bound on epsilon from {ATTACK_TITLES[AUDIT_ATTACK]}'s errors on the "
+        "canaries (threshold chosen on half of the (model, canary) pairs, Clopper-Pearson bounds "
+        "on the other half). It is what the attack proves at least leaks; the accountant's "
+        "epsilon is what DP-SGD guarantees at most.",
+        "",
+        "| variant | canaries | pairs | empirical epsilon (lower bound) | accountant epsilon |",
+        "|---|---|---|---|---|",
+    ]
+    for record in records:
+        audit = result["variants"][record.name]["canary_audit"]
+        if audit is not None:
+            lines.append(
+                f"| {record.name} | {audit['canaries']} | {audit['observations']} | "
+                f">= {audit['epsilon_lower_bound']:.2f} ({audit['confidence']:.0%} confidence) | "
+                f"{_epsilon(audit['accountant_epsilon'])} |"
+            )
+    lines += ["", "## What it shows", "", *_findings(result), "", "## Files", ""]
+    lines += [
+        "- `comparison.json`: the numbers above; `metadata.json`: the run's parameters.",
+        "- `scores-<variant>.csv`: every (model, note) pair's NLL and every attack's score.",
+        "- `roc-<variant>.png`, `roc-comparison.png`: ROC curves on log-log axes.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _findings(result: Mapping[str, Any]) -> list[str]:
+    variants = result["variants"]
+    tpr = {
+        name: entry["attacks"][HEADLINE_ATTACK]["tpr_at_1%_fpr"] for name, entry in variants.items()
+    }
+    success = {
+        name: entry["attacks"][HEADLINE_ATTACK]["attack_success"]
+        for name, entry in variants.items()
+    }
+    ordered = sorted(tpr, key=tpr.__getitem__, reverse=True)
+    lines = [
+        "- At 1% FPR the attacker names "
+        + ", ".join(f"{tpr[name]:.1%} of {name}'s training notes" for name in ordered)
+        + f" (leaking most to least: {' > '.join(ordered)}).",
+        "- Attack success (balanced accuracy): "
+        + ", ".join(f"{name} {success[name]:.1%}" for name in variants)
+        + " (50% is guessing).",
+    ]
+    for name, entry in variants.items():
+        audit = entry["canary_audit"]
+        if audit is not None and audit["accountant_epsilon"] is not None:
+            holds = audit["epsilon_lower_bound"] <= audit["accountant_epsilon"]
+            lines.append(
+                f"- {name}: the audit's lower bound {audit['epsilon_lower_bound']:.2f} "
+                f"{'stays below' if holds else 'EXCEEDS'} the accountant's epsilon "
+                f"{audit['accountant_epsilon']:.2f}"
+                + ("." if holds else ": the DP training or its accounting is broken.")
+            )
+    return lines
+
+
+def _write_scores(
+    path: Path,
+    record: VariantRecord,
+    reference: np.ndarray | None,
+    masks: np.ndarray,
+    population: int,
+) -> None:
+    attacks = list(record.audit.scores)
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(
+                ["model", "example", "kind", "member", "nll", "reference_nll", *attacks]
+            )
+            for outcome in record.outcomes:
+                for example, nll in enumerate(outcome.audit_nll):
+                    writer.writerow(
+                        [
+                            outcome.index,
+                            example,
+                            "note" if example < population else "canary",
+                            int(masks[outcome.index, example]),
+                            f"{nll:.6f}",
+                            "" if reference is None else f"{reference[example]:.6f}",
+                            *(
+                                f"{record.audit.scores[a][outcome.index, example]:.6f}"
+                                for a in attacks
+                            ),
+                        ]
+                    )
+
+    atomic_write(path, write)
+
+
+def _plot_roc(path: Path, curves: Mapping[str, Any], *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 5))
+    floor = 1e-4
+    for label, result in curves.items():
+        axis.plot(
+            np.maximum(result.fpr, floor),
+            np.maximum(result.tpr, floor),
+            label=f"{label} (AUC {result.metrics.roc_auc:.2f}, "
+            f"TPR@1% {result.metrics.tpr_at_fpr[LOW_FPRS[1]]:.1%})",
+        )
+    axis.plot([floor, 1], [floor, 1], linestyle="--", color="grey", label="guessing")
+    axis.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1.05))
+    axis.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=120))
+    plt.close(figure)
+
+
+def _tpr_key(fpr: float) -> str:
+    return f"tpr_at_{fpr:.1%}_fpr".replace(".0%", "%")
+
+
+def _epsilon(value: float | None) -> str:
+    return "- (no DP)" if value is None else f"{value:.2f}"
