@@ -568,7 +568,7 @@ class LocalTrainer:
                 )
             self._optimizer.step()
             return 0.0, 0
-        per_example = _per_example_loss(self._module(images), labels)
+        per_example = per_example_loss(self._module(images), labels)
         per_example.mean().backward()
         self._optimizer.step()
         return float(per_example.detach().sum()), size
@@ -589,7 +589,7 @@ class LocalTrainer:
             ]
         else:
             images = self._images[batch.rows]
-            per_example = _per_example_loss(self._module(images), self._labels[batch.rows])
+            per_example = per_example_loss(self._module(images), self._labels[batch.rows])
             per_example.sum().backward()
             grad_samples = [p.grad_sample for p in self._trainable]  # type: ignore[attr-defined]
             loss_sum = float(per_example.detach().sum())
@@ -677,11 +677,12 @@ def noise_multiplier_for(privacy: DPSGDConfig, *, sample_rate: float, steps: int
     return float(sigma)
 
 
-def _per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy averaged over labels: one loss value per example.
 
     One value per example is what per-example (and per-patient) clipping bounds; its mean over
-    the batch is BCE's usual mean reduction.
+    the batch is BCE's usual mean reduction. The loss-threshold membership attack of the
+    privacy sweeps (:mod:`securemed.tuning.trials`) scores the same value.
     """
     return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(dim=1)
 
