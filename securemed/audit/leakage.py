@@ -21,10 +21,10 @@ Choosing the threshold on the same counts the bound is computed from would bias 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.stats import beta
 from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -40,9 +40,7 @@ class AttackMetrics:
     tpr_at_fpr: dict[float, float]
 
 
-def attack_metrics(
-    member_scores: Sequence[float], non_member_scores: Sequence[float]
-) -> AttackMetrics:
+def attack_metrics(member_scores: ArrayLike, non_member_scores: ArrayLike) -> AttackMetrics:
     """ROC AUC, best balanced accuracy and TPR at :data:`LOW_FPRS` of an attack's scores."""
     labels, scores = _labelled(member_scores, non_member_scores)
     fpr, tpr, _ = roc_curve(labels, scores)
@@ -80,13 +78,13 @@ def epsilon_lower_bound(
 
 
 def epsilon_lower_bound_from_scores(
-    member_scores: Sequence[float], non_member_scores: Sequence[float], *,
+    member_scores: ArrayLike, non_member_scores: ArrayLike, *,
     delta: float, alpha: float = 0.05, seed: int = 0,
 ) -> float:  # fmt: skip
     """Threshold chosen on a random half of each group, the bound computed on the other half."""
     rng = np.random.default_rng(seed)
-    members = rng.permutation(np.asarray(member_scores, dtype=float))
-    others = rng.permutation(np.asarray(non_member_scores, dtype=float))
+    members = rng.permutation(np.asarray(member_scores, dtype=float).ravel())
+    others = rng.permutation(np.asarray(non_member_scores, dtype=float).ravel())
     if min(len(members), len(others)) < 2:
         raise ValueError("need at least two members and two non-members to split")
     fit_in, test_in = np.array_split(members, 2)
@@ -112,11 +110,13 @@ def _bound_at(
     )
 
 
-def _labelled(members: Sequence[float], others: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    if len(members) == 0 or len(others) == 0:
+def _labelled(members: ArrayLike, others: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    member_scores = np.asarray(members, float).ravel()
+    other_scores = np.asarray(others, float).ravel()
+    if member_scores.size == 0 or other_scores.size == 0:
         raise ValueError("need scores of both members and non-members")
-    scores = np.concatenate([np.asarray(members, float), np.asarray(others, float)])
+    scores = np.concatenate([member_scores, other_scores])
     if not np.all(np.isfinite(scores)):
         raise ValueError("attack scores must be finite")
-    labels = np.concatenate([np.ones(len(members)), np.zeros(len(others))])
+    labels = np.concatenate([np.ones(member_scores.size), np.zeros(other_scores.size)])
     return labels, scores

@@ -83,7 +83,8 @@ def comparison(records: Sequence[VariantRecord], *, base_test_nll: float) -> dic
             },
         }
     headline = {
-        name: entry["attacks"][HEADLINE_ATTACK]["tpr_at_1%_fpr"] for name, entry in variants.items()
+        record.name: record.audit.attacks[HEADLINE_ATTACK].metrics.tpr_at_fpr[0.01]
+        for record in records
     }
     return {
         "base": {"test_nll": base_test_nll, "perplexity": math.exp(base_test_nll)},

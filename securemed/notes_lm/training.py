@@ -107,12 +107,13 @@ def fine_tune(
     dataset = TensorDataset(train.ids, train.mask)
     sampling = torch.Generator().manual_seed(seed)
     run_epoch: Callable[[], None]
+    spent: Callable[[float], float] | None = None
+    sigma: float | None = None
     if recipe.privacy is None:
         loader = DataLoader(dataset, batch_size=recipe.batch_size, shuffle=True, generator=sampling)
         run_epoch = _plain_epoch(model, optimizer, loader)
-        engine = sigma = None
     else:
-        engine, sigma, run_epoch = _private_epochs(
+        spent, sigma, run_epoch = _private_epochs(
             model, optimizer, dataset, recipe, recipe.privacy, sampling, seed
         )
     best_nll, best_epoch, best_state = math.inf, 0, _cpu_state(model)
@@ -127,9 +128,9 @@ def fine_tune(
         elif epoch - best_epoch >= recipe.patience:
             break
     epsilon = None
-    if engine is not None:
+    if spent is not None:
         assert recipe.privacy is not None
-        epsilon = float(engine.get_epsilon(recipe.privacy.delta))
+        epsilon = spent(recipe.privacy.delta)
     return FineTuneResult(
         state=best_state,
         epochs_run=epoch,
@@ -161,8 +162,8 @@ def _private_epochs(
     privacy: DPSGDConfig,
     sampling: torch.Generator,
     seed: int,
-) -> tuple[object, float, Callable[[], None]]:
-    """Opacus's module, optimizer and Poisson loader, and one epoch of DP-SGD with them."""
+) -> tuple[Callable[[float], float], float, Callable[[], None]]:
+    """The accountant's epsilon at a delta, the noise multiplier, and one epoch of DP-SGD."""
     from opacus import PrivacyEngine
     from opacus.data_loader import DPDataLoader
 
@@ -202,7 +203,7 @@ def _private_epochs(
                 per_note_nll(private, ids, mask).mean().backward()
             optimizer.step()
 
-    return engine, sigma, run
+    return lambda delta: float(engine.get_epsilon(delta)), sigma, run
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
