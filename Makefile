@@ -9,7 +9,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke train-report serve audit sweep test test-fast bench eval-phi protos certs lint clean
+.PHONY: setup run smoke train-report serve audit audit-classifier audit-report sweep test test-fast bench eval-phi protos certs lint clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,16 @@ serve: setup
 ## fine-tunings, canary epsilon bounds; REPORT.md and plots in runs/audit-notes-<time>
 audit: setup
 	$(PY) jobs/audit.py notes --config configs/audit-notes.yaml --output runs/audit-notes-$$(date +%Y%m%d-%H%M%S) $(ARGS)
+
+## the classifier's privacy audit: the same attacks on the chest X-ray classifier trained
+## plainly, regularized and with DP-SGD; results in runs/audit-classifier-<time>
+audit-classifier: setup
+	$(PY) jobs/audit.py classifier --config configs/audit-classifier.yaml --output runs/audit-classifier-$$(date +%Y%m%d-%H%M%S) $(ARGS)
+
+## the report generator's privacy audit: a start trained on public films, fine-tuned plainly,
+## regularized and with DP-SGD on private films; results in runs/audit-report-<time>
+audit-report: setup
+	$(PY) jobs/audit.py report --config configs/audit-report.yaml --output runs/audit-report-$$(date +%Y%m%d-%H%M%S) $(ARGS)
 
 ## the privacy-utility sweep of the federated classifier: Ray Tune with ASHA over noise, clipping,
 ## learning rate, sampling rate and rounds; frontier table, PNG and recommended settings by epsilon

@@ -1,19 +1,28 @@
 """Privacy audits: what a membership-inference attacker learns from SecureMed's models.
 
     python jobs/audit.py notes --output DIR [--config FILE] [--model-path DIR] [--models K]
-    python jobs/audit.py notes --resume DIR
+    python jobs/audit.py classifier --output DIR [--config FILE] [--models K]
+    python jobs/audit.py report --output DIR [--config FILE] [--models K]
+    python jobs/audit.py {notes,classifier,report} --resume DIR
     ray job submit --working-dir . -- python jobs/audit.py notes --output DIR
 
 ``notes``: the clinical-notes language-model study (:mod:`securemed.audit.notes_study`).
 Generate the notes and canaries, pretrain the base LM on public notes (or load one from
 ``--model-path``), then fine-tune ``K`` copies per variant (baseline, regularized, DP-SGD) on
-random halves of the audited notes, each copy a Ray task, two at a time on a 2-core laptop
-and as many as the cluster has CPUs elsewhere. Every copy is attacked in turn with the others
-as its shadow models (loss threshold, NLL gap, LiRA online and offline), canaries give an
-empirical epsilon lower bound beside the accountant's, and ``DIR`` receives ``REPORT.md``,
+random halves of the audited notes. ``classifier``: the chest X-ray classifier study
+(:mod:`securemed.audit.classifier_study`), ``K`` copies per variant trained from scratch on
+random halves of synthetic films and mislabeled canary films. ``report``: the report
+generator study (:mod:`securemed.audit.report_study`), a start trained on public films (or
+loaded) fine-tuned ``K`` times per variant on random halves of private films and canaries
+paired with the wrong report; the start is the NLL-gap attack's reference.
+
+Each copy is a Ray task, two at a time on a 2-core laptop and as many as the cluster has CPUs
+elsewhere. Every copy is attacked in turn with the others as its shadow models (loss
+threshold, NLL gap where there is a reference model, LiRA online and offline), canaries give
+an empirical epsilon lower bound beside the accountant's, and ``DIR`` receives ``REPORT.md``,
 ``comparison.json``, ``metadata.json``, per-variant score CSVs and log-scale ROC plots.
 
-Nothing is lost on a crash: each finished copy's NLLs are saved under ``DIR/models`` as it
+Nothing is lost on a crash: each finished copy's losses are saved under ``DIR/models`` as it
 lands, and ``--resume DIR`` trains only the copies still missing.
 """
 
@@ -25,6 +34,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,40 +50,50 @@ import transformers
 
 from jobs.ray_setup import connect_ray
 from jobs.run_folder import resolve_run
-from securemed.audit.notes_study import (
-    BaseTraining,
-    MemberOutcome,
-    NotesAuditConfig,
-    NotesStudy,
-    prepare_study,
-    pretrain_base,
-    reference_nll,
-    train_member_model,
-)
-from securemed.audit.study_analysis import audit_variant
-from securemed.audit.study_report import VariantRecord, write_study
+from securemed.audit import classifier_study, notes_study, report_study
+from securemed.audit.classifier_study import ClassifierAuditConfig, ClassifierStudy
+from securemed.audit.notes_study import BaseTraining, NotesAuditConfig, NotesStudy
+from securemed.audit.report_study import ReportAuditConfig, ReportStudy
+from securemed.audit.study_analysis import MemberOutcome, audit_variant
+from securemed.audit.study_config import StudyConfig
+from securemed.audit.study_report import StudyDescription, VariantRecord, write_study
 from securemed.config import load_as, validate_as
 from securemed.durable import atomic_write
 from securemed.errors import SecureMedError
+from securemed.models import build_model
+from securemed.models.report_checkpoint import load_report_checkpoint
 
 MODELS_DIR = "models"
 BASE_FILE = "base.pt"
+START_DIR = "start"
+#: any study's config
+AuditConfig = NotesAuditConfig | ClassifierAuditConfig | ReportAuditConfig
 
 
 # -- Ray tasks -------------------------------------------------------------------------------
 
 
+#: how a study trains one copy: ``train(study, variant, index)``
+TrainCopy = Callable[[Any, str, int], MemberOutcome]
+
+
 @ray.remote(num_cpus=1, max_retries=1)
 def pretrain_task(study: NotesStudy) -> dict[str, torch.Tensor]:
     torch.set_num_threads(1)
-    return pretrain_base(study).state
+    return notes_study.pretrain_base(study).state
 
 
 @ray.remote(num_cpus=1, max_retries=1)
-def member_task(study: NotesStudy, variant: str, index: int) -> MemberOutcome:
-    """One fine-tuned copy, as a Ray task: a whole CPU, one torch thread."""
+def report_start_task(config: ReportAuditConfig, folder: str) -> str:
     torch.set_num_threads(1)
-    return train_member_model(study, variant, index)
+    return str(report_study.pretrain_start(config, Path(folder)))
+
+
+@ray.remote(num_cpus=1, max_retries=1)
+def member_task(train: TrainCopy, study: Any, variant: str, index: int) -> MemberOutcome:
+    """One trained copy, as a Ray task: a whole CPU, one torch thread."""
+    torch.set_num_threads(1)
+    return train(study, variant, index)
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -82,11 +102,88 @@ def member_task(study: NotesStudy, variant: str, index: int) -> MemberOutcome:
 def run_notes(config: NotesAuditConfig, output: Path) -> dict[str, Any]:
     """The whole notes study; returns ``comparison.json``'s content."""
     started = time.perf_counter()
-    study = prepare_study(config)
-    study = _with_base(study, output)
-    reference = reference_nll(study)
-    base_test_nll = float(np.mean(reference_nll(dataclasses.replace(study, audit_set=study.test))))
-    outcomes = _train_copies(study, output)
+    study = _with_base(notes_study.prepare_study(config), output)
+    reference = notes_study.reference_nll(study)
+    test = dataclasses.replace(study, audit_set=study.test)
+    base_test_nll = float(np.mean(notes_study.reference_nll(test)))
+    parameters = sum(p.numel() for p in study.lm.model.parameters())
+    description = notes_study.describe_study(
+        config, parameters=parameters, base_test_nll=base_test_nll
+    )
+    outcomes = _train_copies(notes_study.train_member_model, study, config, output, description)
+    return _write(
+        config, outcomes, output, description, masks=study.masks, reference=-reference,
+        started=started, parameters=parameters,
+        versions={"transformers": transformers.__version__},
+    )  # fmt: skip
+
+
+def run_classifier(config: ClassifierAuditConfig, output: Path) -> dict[str, Any]:
+    """The whole classifier study; returns ``comparison.json``'s content."""
+    started = time.perf_counter()
+    print(f"[audit] rendering {config.population + config.canaries} audited films", flush=True)
+    study: ClassifierStudy = classifier_study.prepare_study(config)
+    model = build_model(config.model, num_classes=len(study.class_names))
+    parameters = sum(p.numel() for p in model.parameters())
+    description = classifier_study.describe_study(config, parameters=parameters)
+    outcomes = _train_copies(
+        classifier_study.train_member_model, study, config, output, description
+    )
+    return _write(
+        config, outcomes, output, description, masks=study.masks, reference=None,
+        started=started, parameters=parameters, versions={},
+    )  # fmt: skip
+
+
+def run_report(config: ReportAuditConfig, output: Path) -> dict[str, Any]:
+    """The whole report-generator study; returns ``comparison.json``'s content."""
+    started = time.perf_counter()
+    print(f"[audit] rendering {config.population + config.canaries} private films", flush=True)
+    study = _with_start(report_study.prepare_study(config), output)
+    reference = report_study.reference_losses(study)
+    start_f1 = report_study.start_utility(study)
+    assert study.start is not None
+    parameters = sum(p.numel() for p in load_report_checkpoint(study.start).model.parameters())
+    description = report_study.describe_study(config, parameters=parameters, start_f1=start_f1)
+    print(f"[audit] the start's clinical F1: {start_f1:.3f}", flush=True)
+    outcomes = _train_copies(report_study.train_member_model, study, config, output, description)
+    return _write(
+        config, outcomes, output, description, masks=study.masks, reference=-reference,
+        started=started, parameters=parameters, versions={},
+    )  # fmt: skip
+
+
+def _with_start(study: ReportStudy, output: Path) -> ReportStudy:
+    """The start: the configured checkpoint, or one trained once on public films (kept)."""
+    if study.config.init_checkpoint is not None:
+        return study.with_start(study.config.init_checkpoint)
+    folder = output / MODELS_DIR / START_DIR
+    # the checkpoint is written beside and renamed into place: a folder there is complete
+    if not folder.is_dir():
+        print(
+            f"[audit] training the start on {study.config.public_films} public films "
+            f"({study.config.pretrain_epochs} epochs)",
+            flush=True,
+        )
+        begun = time.perf_counter()
+        ray.get(report_start_task.remote(study.config, str(folder)))
+        print(f"[audit] start ready in {time.perf_counter() - begun:.0f} s", flush=True)
+    return study.with_start(folder)
+
+
+def _write(
+    config: AuditConfig,
+    outcomes: dict[str, list[MemberOutcome]],
+    output: Path,
+    description: StudyDescription,
+    *,
+    masks: np.ndarray,
+    reference: np.ndarray | None,
+    started: float,
+    parameters: int,
+    versions: dict[str, str],
+) -> dict[str, Any]:
+    """Attack every variant's copies and write the study's files."""
     records = []
     for variant in config.variants:
         mine = sorted(outcomes[variant.name], key=lambda outcome: outcome.index)
@@ -95,9 +192,9 @@ def run_notes(config: NotesAuditConfig, output: Path) -> dict[str, Any]:
         audit = audit_variant(
             variant.name,
             statistic,
-            study.masks,
+            masks,
             population=config.population,
-            reference=-reference,
+            reference=reference,
             accountant_epsilon=max(epsilons) if epsilons else None,
             delta=config.delta,
             alpha=config.alpha,
@@ -107,7 +204,7 @@ def run_notes(config: NotesAuditConfig, output: Path) -> dict[str, Any]:
     metadata = {
         "command": "python jobs/audit.py " + " ".join(sys.argv[1:]),
         "config": config.model_dump(mode="json"),
-        "parameters": sum(p.numel() for p in study.lm.model.parameters()),
+        "parameters": parameters,
         "wall_seconds": time.perf_counter() - started,
         "copies": {
             f"{outcome.variant}-{outcome.index}": {
@@ -123,18 +220,18 @@ def run_notes(config: NotesAuditConfig, output: Path) -> dict[str, Any]:
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "transformers": transformers.__version__,
             "opacus": opacus.__version__,
             "ray": ray.__version__,
+            **versions,
         },
         "cpus": os.cpu_count(),
     }
     return write_study(
         output,
         records,
-        base_test_nll=base_test_nll,
-        reference=-reference,
-        masks=study.masks,
+        description,
+        reference=reference,
+        masks=masks,
         population=config.population,
         metadata=metadata,
     )
@@ -157,24 +254,30 @@ def _with_base(study: NotesStudy, output: Path) -> NotesStudy:
     return study.with_base(state)
 
 
-def _train_copies(study: NotesStudy, output: Path) -> dict[str, list[MemberOutcome]]:
+def _train_copies(
+    train: TrainCopy,
+    study: Any,
+    config: StudyConfig,
+    output: Path,
+    description: StudyDescription,
+) -> dict[str, list[MemberOutcome]]:
     """Every (variant, copy) as a Ray task; finished copies are saved as they land."""
     folder = output / MODELS_DIR
-    outcomes: dict[str, list[MemberOutcome]] = {v.name: [] for v in study.config.variants}
+    outcomes: dict[str, list[MemberOutcome]] = {name: [] for name in config.variant_names}
     pending = {}
     shared = ray.put(study)
-    for variant in study.config.variants:
-        for index in range(study.config.models):
+    for variant in config.variants:
+        for index in range(config.models):
             saved = folder / f"{variant.name}-{index}.npz"
             if saved.is_file():
                 outcomes[variant.name].append(_load_outcome(saved))
                 continue
             task = member_task.options(name=f"audit-{variant.name}-{index}")
-            pending[task.remote(shared, variant.name, index)] = saved
+            pending[task.remote(train, shared, variant.name, index)] = saved
     total = len(pending)
-    if total < len(study.config.variants) * study.config.models:
-        print(f"[audit] resuming: {len(study.config.variants) * study.config.models - total} "
-              "copies already trained")  # fmt: skip
+    copies = len(config.variants) * config.models
+    if total < copies:
+        print(f"[audit] resuming: {copies - total} copies already trained")
     begun = time.perf_counter()
     done = 0
     while pending:
@@ -197,8 +300,8 @@ def _train_copies(study: NotesStudy, output: Path) -> dict[str, list[MemberOutco
         epsilon = "" if outcome.epsilon is None else f", epsilon {outcome.epsilon:.2f}"
         print(
             f"[audit] {done}/{total} {outcome.variant} copy {outcome.index}: "
-            f"{outcome.epochs_run} epochs in {outcome.seconds:.0f} s, test NLL "
-            f"{outcome.test_nll:.3f}{epsilon}; about {eta:.0f} s left",
+            f"{outcome.epochs_run} epochs in {outcome.seconds:.0f} s, "
+            f"{description.utility_name} {outcome.utility:.3f}{epsilon}; about {eta:.0f} s left",
             flush=True,
         )
     return outcomes
@@ -237,7 +340,7 @@ def _load_outcome(path: Path) -> MemberOutcome:
 # -- command line ----------------------------------------------------------------------------
 
 
-def smoke_config(config: NotesAuditConfig) -> NotesAuditConfig:
+def smoke_notes(config: NotesAuditConfig) -> NotesAuditConfig:
     """Tiny notes, model and epochs: the study's whole path in a couple of minutes."""
     return config.model_copy(
         update={
@@ -257,50 +360,113 @@ def smoke_config(config: NotesAuditConfig) -> NotesAuditConfig:
     )
 
 
+def smoke_classifier(config: ClassifierAuditConfig) -> ClassifierAuditConfig:
+    """Few films and epochs: the classifier study's whole path in about a minute."""
+    return config.model_copy(
+        update={
+            "population": 80,
+            "canaries": 16,
+            "validation_films": 32,
+            "test_films": 64,
+            "models": 6,
+            "variants": tuple(
+                v.model_copy(update={"epochs": 4, "batch_size": 12}) for v in config.variants
+            ),
+        }
+    )
+
+
+def smoke_report(config: ReportAuditConfig) -> ReportAuditConfig:
+    """A small start and few films and epochs: the report study's path in a few minutes."""
+    return config.model_copy(
+        update={
+            "public_films": 300,
+            "population": 48,
+            "canaries": 12,
+            "validation_films": 16,
+            "test_films": 24,
+            "models": 6,
+            "pretrain_epochs": 1,
+            "variants": tuple(
+                v.model_copy(update={"epochs": 2, "batch_size": 8}) for v in config.variants
+            ),
+        }
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyCommand:
+    """What ``jobs/audit.py <study>`` loads, shrinks for a smoke test, and runs."""
+
+    config: type[NotesAuditConfig] | type[ClassifierAuditConfig] | type[ReportAuditConfig]
+    smoke: Callable[[Any], Any]
+    run: Callable[[Any, Path], dict[str, Any]]
+    help: str
+
+
+STUDIES = {
+    "notes": StudyCommand(
+        NotesAuditConfig, smoke_notes, run_notes, "the clinical-notes language-model study"
+    ),
+    "classifier": StudyCommand(
+        ClassifierAuditConfig, smoke_classifier, run_classifier, "the chest X-ray classifier"
+    ),
+    "report": StudyCommand(
+        ReportAuditConfig, smoke_report, run_report, "the chest X-ray report generator"
+    ),
+}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="study", required=True)
-    notes = commands.add_parser("notes", help="the clinical-notes language-model study")
-    notes.add_argument("--config", type=Path, help="YAML config (defaults apply when omitted)")
-    notes.add_argument("--output", type=Path, help="results folder (default runs/audit-<time>)")
-    notes.add_argument("--resume", type=Path, help="continue the stopped study in this folder")
-    notes.add_argument("--model-path", type=Path, help="a local causal-LM folder as the base")
-    notes.add_argument("--models", type=int, help="fine-tuned copies per variant (even, >= 6)")
-    notes.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
-    notes.add_argument("--smoke-test", action="store_true", help="tiny study: a few minutes")
+    for name, command in STUDIES.items():
+        study = commands.add_parser(name, help=command.help)
+        study.add_argument("--config", type=Path, help="YAML config (defaults when omitted)")
+        study.add_argument("--output", type=Path, help="results folder (default runs/audit-<time>)")
+        study.add_argument("--resume", type=Path, help="continue the stopped study in this folder")
+        study.add_argument("--models", type=int, help="trained copies per variant (even, >= 6)")
+        study.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+        study.add_argument("--smoke-test", action="store_true", help="tiny study: a few minutes")
+        if name == "notes":
+            study.add_argument("--model-path", type=Path, help="a local causal-LM folder as base")
     args = parser.parse_args(argv)
-    if args.resume and (args.model_path or args.models):
+    model_path = getattr(args, "model_path", None)
+    if args.resume and (model_path or args.models):
         parser.error("--resume continues the study as configured: drop --model-path/--models")
-    if args.model_path and not args.model_path.is_dir():
-        parser.error(f"--model-path {args.model_path} is not a folder")
+    if model_path and not model_path.is_dir():
+        parser.error(f"--model-path {model_path} is not a folder")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    command = STUDIES[args.study]
 
-    def load(path: Path | None) -> NotesAuditConfig:
-        config = load_as(NotesAuditConfig, path)
+    def load(path: Path | None) -> Any:
+        config = load_as(command.config, path)
         updates: dict[str, Any] = {}
         if args.models is not None:
             updates["models"] = args.models
-        if args.model_path is not None:
+        if getattr(args, "model_path", None) is not None:
             updates["model"] = config.model.model_copy(
                 update={"path": str(args.model_path.resolve())}
             )
         # validated again: a CLI value obeys the same rules as the file's
         return validate_as(
-            NotesAuditConfig, {**config.model_dump(), **updates}, origin="the command line"
+            command.config, {**config.model_dump(), **updates}, origin="the command line"
         )
 
     try:
-        config, output = resolve_run(args, load=load, smoke=smoke_config, prefix="audit")
+        config, output = resolve_run(
+            args, load=load, smoke=command.smoke, prefix=f"audit-{args.study}"
+        )
     except SecureMedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     started_ray = connect_ray(args.address)
     try:
-        result = run_notes(config, output)
+        result = command.run(config, output)
     except SecureMedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -69,6 +69,7 @@ class TrainingConfig(StrictConfig):
     batch_size: int = Field(default=64, ge=1, description="expected batch size (Poisson)")
     learning_rate: float = Field(default=0.005, gt=0.0)
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="SGD only")
+    weight_decay: float = Field(default=0.0, ge=0.0, description="L2 penalty on the weights")
     local_epochs: int = Field(default=2, ge=1)
 
 

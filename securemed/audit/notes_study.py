@@ -22,23 +22,23 @@ The attacks and the report are in :mod:`securemed.audit.study_analysis` and
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from securemed.audit.canaries import make_canaries
 from securemed.audit.membership import balanced_masks
+from securemed.audit.study_analysis import MemberOutcome
+from securemed.audit.study_config import StudyConfig, VariantSettings, member_seed
+from securemed.audit.study_report import StudyDescription
 from securemed.config import DPSGDConfig, StrictConfig
 from securemed.data.clinical_notes import generate_clinical_notes
 from securemed.notes_lm.model import EncodedNotes, NotesLM, NotesLMConfig, notes_nll
 from securemed.notes_lm.training import FineTuneRecipe, FineTuneResult, Progress, fine_tune
-
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
 class NotesModelSettings(StrictConfig):
@@ -73,25 +73,10 @@ class BaseTraining(StrictConfig):
     batch_size: int = Field(default=32, ge=1)
 
 
-class VariantSettings(StrictConfig):
-    """One way of fine-tuning; ``target_epsilon`` makes it DP-SGD (the unit is one note)."""
+class NotesVariant(VariantSettings):
+    """One way of fine-tuning the LM: the shared settings plus dropout."""
 
-    name: str
-    epochs: int = Field(ge=1)
-    learning_rate: float = Field(gt=0)
-    batch_size: int = Field(ge=1, description="the expected Poisson batch under DP")
-    weight_decay: float = Field(default=0.0, ge=0)
     dropout: float = Field(default=0.0, ge=0, lt=1)
-    patience: int | None = Field(default=None, ge=1, description="early stopping")
-    target_epsilon: float | None = Field(default=None, gt=0)
-    max_grad_norm: float = Field(default=1.0, gt=0)
-
-    @field_validator("name")
-    @classmethod
-    def _file_safe(cls, name: str) -> str:
-        if not _NAME.match(name):
-            raise ValueError("variant names are lowercase letters, digits, '-' and '_'")
-        return name
 
     def recipe(self, *, delta: float) -> FineTuneRecipe:
         privacy = None
@@ -112,42 +97,29 @@ class VariantSettings(StrictConfig):
 
 
 DEFAULT_VARIANTS = (
-    VariantSettings(name="baseline", epochs=12, learning_rate=3e-3, batch_size=16),
-    VariantSettings(
+    NotesVariant(name="baseline", epochs=12, learning_rate=3e-3, batch_size=16),
+    NotesVariant(
         name="regularized", epochs=12, learning_rate=3e-3, batch_size=16,
         weight_decay=0.1, dropout=0.1, patience=1,
     ),
-    VariantSettings(
+    NotesVariant(
         name="dp", epochs=10, learning_rate=1e-3, batch_size=96, target_epsilon=8.0,
     ),
 )  # fmt: skip
 
 
-class NotesAuditConfig(StrictConfig):
+class NotesAuditConfig(StudyConfig):
     """Everything the study does; the defaults finish in under 20 minutes on 2 cores."""
 
-    seed: int = 0
     style: Literal["simple", "mimic", "mixed"] = "mixed"
     population: int = Field(default=400, ge=8, description="notes whose membership is audited")
     canaries: int = Field(default=64, ge=4)
     public_notes: int = Field(default=800, ge=8, description="tokenizer and base pretraining")
     validation_notes: int = Field(default=100, ge=4, description="early stopping")
     test_notes: int = Field(default=150, ge=4, description="utility: held-out NLL")
-    models: int = Field(default=8, ge=6, description="per variant; each the target in turn")
-    delta: float = Field(default=1e-5, gt=0, lt=1)
-    alpha: float = Field(default=0.05, gt=0, lt=1, description="confidence of the epsilon bound")
     model: NotesModelSettings = NotesModelSettings()
     base: BaseTraining = BaseTraining()
-    variants: tuple[VariantSettings, ...] = DEFAULT_VARIANTS
-
-    @model_validator(mode="after")
-    def _check(self) -> NotesAuditConfig:
-        if self.models % 2:
-            raise ValueError(f"models must be even (each note in half of them), got {self.models}")
-        names = [variant.name for variant in self.variants]
-        if not names or len(set(names)) != len(names):
-            raise ValueError(f"variants need distinct names, got {names}")
-        return self
+    variants: tuple[NotesVariant, ...] = DEFAULT_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -174,24 +146,6 @@ class NotesStudy:
         model.load_state_dict(state)
         lm = NotesLM(model, self.lm.tokenizer, max_length=self.lm.max_length)
         return replace(self, lm=lm)
-
-
-@dataclass(frozen=True)
-class MemberOutcome:
-    """What one fine-tuned copy gives the audit: its NLL on every audited note, and utility."""
-
-    variant: str
-    index: int
-    audit_nll: np.ndarray
-    #: mean per-note NLL (nats per token) on the test notes: the utility
-    test_nll: float
-    epsilon: float | None
-    noise_multiplier: float | None
-    epochs_run: int
-    best_epoch: int
-    seconds: float
-    #: the process that trained it (a Ray worker's, when run as a task)
-    pid: int
 
 
 def prepare_study(config: NotesAuditConfig) -> NotesStudy:
@@ -263,13 +217,8 @@ def train_member_model(
     study: NotesStudy, variant: str, index: int, progress: Progress | None = None
 ) -> MemberOutcome:
     """Fine-tune copy ``index`` of the base by ``variant`` on its half of the audit set."""
+    seed = member_seed(study.config, variant, index)
     settings = {entry.name: entry for entry in study.config.variants}
-    if variant not in settings:
-        raise ValueError(f"unknown variant {variant!r}; the study has {sorted(settings)}")
-    if not 0 <= index < study.config.models:
-        raise ValueError(f"model index must lie in [0, {study.config.models}), got {index}")
-    position = list(settings).index(variant)
-    seed = int(np.random.SeedSequence([study.config.seed, position, index]).generate_state(1)[0])
     started = time.perf_counter()
     members = np.flatnonzero(study.masks[index])
     result = fine_tune(
@@ -286,11 +235,37 @@ def train_member_model(
         variant=variant,
         index=index,
         audit_nll=notes_nll(model, study.audit_set),
-        test_nll=float(np.mean(notes_nll(model, study.test))),
+        utility=float(np.mean(notes_nll(model, study.test))),
         epsilon=result.epsilon,
         noise_multiplier=result.noise_multiplier,
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
         seconds=time.perf_counter() - started,
         pid=os.getpid(),
+    )
+
+
+def describe_study(
+    config: NotesAuditConfig, *, parameters: int, base_test_nll: float
+) -> StudyDescription:
+    """What REPORT.md says about the study: the set-up, and the base LM as the reference."""
+    origin = "loaded from a local folder" if config.model.path else "pretrained on public notes"
+    setup = (
+        f"A small causal LM (GPT-NeoX, {parameters:,} parameters) was {origin} and fine-tuned "
+        f"{len(config.variants)} ways on {config.population} synthetic clinical notes with PHI "
+        f"plus {config.canaries} canaries (each with a random secret). For each variant "
+        f"{config.models} copies were fine-tuned on random halves of the notes; every copy is "
+        "attacked in turn, the others serving as LiRA's shadow models, so each attack is scored "
+        f"on {config.models} x {config.population} (model, note) pairs, half of them members. "
+        f"Utility is the mean NLL per token on {config.test_notes} held-out notes (lower is "
+        "better)."
+    )
+    return StudyDescription(
+        title="Membership inference on a clinical-notes language model",
+        setup=setup,
+        example="note",
+        examples="notes",
+        utility_name="test NLL (nats/token)",
+        utility_key="test_nll",
+        reference_model=("base (not fine-tuned)", base_test_nll),
     )

@@ -34,6 +34,29 @@ AUDIT_ATTACK = "lira_online"
 
 
 @dataclass(frozen=True)
+class MemberOutcome:
+    """What one trained copy gives the audit: its loss on every audited example, and utility.
+
+    The loss is a negative log-likelihood (nats per token for text, the labels' binary
+    cross-entropy for films), so every attack reads it the same way.
+    """
+
+    variant: str
+    index: int
+    #: the copy's loss on every audited example, population then canaries
+    audit_nll: np.ndarray
+    #: the study's utility measure on held-out data (test NLL for text, macro-AUROC for films)
+    utility: float
+    epsilon: float | None
+    noise_multiplier: float | None
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    #: the process that trained it (a Ray worker's, when run as a task)
+    pid: int
+
+
+@dataclass(frozen=True)
 class AttackResult:
     name: str
     metrics: AttackMetrics

@@ -1,14 +1,14 @@
-"""What the notes leakage study leaves on disk: REPORT.md, comparison.json, scores, plots.
+"""What a leakage study leaves on disk: REPORT.md, comparison.json, scores, plots.
 
-Only numbers leave the study: NLLs, attack scores and metrics keyed by note index. No note
-text (the notes carry PHI, fake here but real in a hospital's run) is written anywhere, and
-no fine-tuned weights are kept.
+Only numbers leave the study: losses, attack scores and metrics keyed by example index. No
+example (a note carries PHI, a film is a patient's image; fake here but real in a hospital's
+run) is written anywhere, and no trained weights are kept. What differs between studies (the
+title, the set-up, what an example and the utility are) comes in a :class:`StudyDescription`.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 
 from securemed.audit.leakage import LOW_FPRS
-from securemed.audit.notes_study import MemberOutcome
-from securemed.audit.study_analysis import ATTACKS, AUDIT_ATTACK, VariantAudit
+from securemed.audit.study_analysis import ATTACKS, AUDIT_ATTACK, MemberOutcome, VariantAudit
 from securemed.durable import atomic_write
 from securemed.federation.results import write_json
 
@@ -26,10 +25,27 @@ from securemed.federation.results import write_json
 HEADLINE_ATTACK = "lira_online"
 ATTACK_TITLES = {
     "loss": "loss threshold",
-    "nll_gap": "NLL gap (reference: base model)",
+    "nll_gap": "NLL gap (against the reference model)",
     "lira_online": "LiRA online",
     "lira_offline": "LiRA offline",
 }
+
+
+@dataclass(frozen=True)
+class StudyDescription:
+    """What a study's report says about it, beyond the numbers."""
+
+    title: str
+    #: the paragraph that says what was trained on what, and how it was attacked
+    setup: str
+    #: what one audited example is ("note", "film"), and in the plural
+    example: str
+    examples: str
+    #: the utility's column heading and its key in comparison.json
+    utility_name: str
+    utility_key: str
+    #: a model the variants start from or compare with, and its utility (the notes' base LM)
+    reference_model: tuple[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,8 +60,8 @@ class VariantRecord:
         return self.audit.name
 
     @property
-    def test_nll(self) -> float:
-        return float(np.mean([outcome.test_nll for outcome in self.outcomes]))
+    def utility(self) -> float:
+        return float(np.mean([outcome.utility for outcome in self.outcomes]))
 
     @property
     def epsilon(self) -> float | None:
@@ -53,13 +69,13 @@ class VariantRecord:
         return max(spent) if spent else None
 
 
-def comparison(records: Sequence[VariantRecord], *, base_test_nll: float) -> dict[str, Any]:
+def comparison(records: Sequence[VariantRecord], description: StudyDescription) -> dict[str, Any]:
     """The machine-readable result: utility, epsilon and every attack's metrics per variant."""
     variants = {}
     for record in records:
         audit = record.audit.canary_audit
         variants[record.name] = {
-            "utility": {"test_nll": record.test_nll, "perplexity": math.exp(record.test_nll)},
+            "utility": {description.utility_key: record.utility},
             "accountant_epsilon": record.epsilon,
             "epochs_run": [outcome.epochs_run for outcome in record.outcomes],
             "attacks": {
@@ -86,8 +102,11 @@ def comparison(records: Sequence[VariantRecord], *, base_test_nll: float) -> dic
         record.name: record.audit.attacks[HEADLINE_ATTACK].metrics.tpr_at_fpr[0.01]
         for record in records
     }
+    reference = description.reference_model
     return {
-        "base": {"test_nll": base_test_nll, "perplexity": math.exp(base_test_nll)},
+        "reference_model": None
+        if reference is None
+        else {"name": reference[0], "utility": {description.utility_key: reference[1]}},
         "variants": variants,
         "headline": {"attack": HEADLINE_ATTACK, "tpr_at_1%_fpr": headline},
     }
@@ -96,8 +115,8 @@ def comparison(records: Sequence[VariantRecord], *, base_test_nll: float) -> dic
 def write_study(
     output: Path,
     records: Sequence[VariantRecord],
+    description: StudyDescription,
     *,
-    base_test_nll: float,
     reference: np.ndarray | None,
     masks: np.ndarray,
     population: int,
@@ -105,73 +124,78 @@ def write_study(
 ) -> dict[str, Any]:
     """Every file of the study under ``output``; returns ``comparison.json``'s content."""
     output.mkdir(parents=True, exist_ok=True)
-    result = comparison(records, base_test_nll=base_test_nll)
+    result = comparison(records, description)
     write_json(output / "comparison.json", result)
     write_json(output / "metadata.json", metadata)
     for record in records:
-        _write_scores(output / f"scores-{record.name}.csv", record, reference, masks, population)
+        _write_scores(
+            output / f"scores-{record.name}.csv",
+            record,
+            reference,
+            masks,
+            population,
+            example=description.example,
+        )
         _plot_roc(
             output / f"roc-{record.name}.png",
             {ATTACK_TITLES[name]: result for name, result in record.audit.attacks.items()},
-            title=f"{record.name}: membership inference on its training notes",
+            title=f"{record.name}: membership inference on its training {description.examples}",
         )
     _plot_roc(
         output / "roc-comparison.png",
         {record.name: record.audit.attacks[HEADLINE_ATTACK] for record in records},
         title=f"{ATTACK_TITLES[HEADLINE_ATTACK]} against each fine-tuning",
     )
-    report = render_report(records, result, metadata)
+    report = render_report(records, result, description, metadata)
     atomic_write(output / "REPORT.md", lambda temporary: temporary.write_text(report))
     return result
 
 
 def render_report(
-    records: Sequence[VariantRecord], result: Mapping[str, Any], metadata: Mapping[str, Any]
+    records: Sequence[VariantRecord],
+    result: Mapping[str, Any],
+    description: StudyDescription,
+    metadata: Mapping[str, Any],
 ) -> str:
     """REPORT.md: the set-up, the comparison table, every attack, the DP audit, what it means."""
     config = metadata["config"]
-    origin = (
-        "loaded from a local folder" if config["model"]["path"] else "pretrained on public notes"
-    )
     non_members = config["models"] * config["population"] // 2
+    example, examples = description.example, description.examples
     lines = [
-        "# Membership inference on a clinical-notes language model",
+        f"# {description.title}",
         "",
-        f"A small causal LM (GPT-NeoX, {metadata['parameters']:,} parameters) was {origin} "
-        f"and fine-tuned {len(records)} ways on {config['population']} synthetic clinical "
-        f"notes with PHI plus {config['canaries']} canaries (each with a random secret). For "
-        f"each variant {config['models']} copies were fine-tuned on random halves of the "
-        "notes; every copy is attacked in turn, the others serving as LiRA's shadow models, so "
-        f"each attack is scored on {config['models']} x {config['population']} (model, note) "
-        "pairs, half of them members.",
+        description.setup,
         "",
         "## Utility and leakage",
         "",
         f"Attack: {ATTACK_TITLES[HEADLINE_ATTACK]}. Attack success is the best balanced accuracy "
-        "over thresholds; TPR at a low FPR is how many training notes the attacker names with "
+        f"over thresholds; TPR at a low FPR is how many training {examples} the attacker names "
+        "with "
         "few false accusations, the number that matters for privacy. With "
         f"{non_members:,} non-member pairs the smallest FPR measured is {1 / non_members:.2%}: "
         "a TPR at a lower FPR is the TPR at zero false positives.",
         "",
-        "| variant | test NLL (nats/token) | perplexity | accountant epsilon | attack success "
+        f"| variant | {description.utility_name} | accountant epsilon | attack success "
         "| ROC AUC | TPR @ 0.1% FPR | TPR @ 1% FPR |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| base (not fine-tuned) | {result['base']['test_nll']:.3f} | "
-        f"{result['base']['perplexity']:.2f} | - | - | - | - | - |",
+        "|---|---|---|---|---|---|---|",
     ]
+    if description.reference_model is not None:
+        name, utility = description.reference_model
+        lines.append(f"| {name} | {utility:.3f} | - | - | - | - | - |")
     for record in records:
         entry = result["variants"][record.name]
         attack = entry["attacks"][HEADLINE_ATTACK]
         lines.append(
-            f"| {record.name} | {entry['utility']['test_nll']:.3f} | "
-            f"{entry['utility']['perplexity']:.2f} | {_epsilon(entry['accountant_epsilon'])} | "
+            f"| {record.name} | {entry['utility'][description.utility_key]:.3f} | "
+            f"{_epsilon(entry['accountant_epsilon'])} | "
             f"{attack['attack_success']:.1%} | {attack['roc_auc']:.3f} | "
             f"{attack['tpr_at_0.1%_fpr']:.1%} | {attack['tpr_at_1%_fpr']:.1%} |"
         )
     lines += ["", "## Every attack", "", "ROC AUC / attack success / TPR at 1% FPR.", ""]
     names = [record.name for record in records]
     lines += ["| attack | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for attack in ATTACKS:
+    present = [a for a in ATTACKS if any(a in result["variants"][n]["attacks"] for n in names)]
+    for attack in present:
         cells = []
         for name in names:
             metrics = result["variants"][name]["attacks"].get(attack)
@@ -202,17 +226,18 @@ def render_report(
                 f">= {audit['epsilon_lower_bound']:.2f} ({audit['confidence']:.0%} confidence) | "
                 f"{_epsilon(audit['accountant_epsilon'])} |"
             )
-    lines += ["", "## What it shows", "", *_findings(result), "", "## Files", ""]
+    lines += ["", "## What it shows", "", *_findings(result, examples), "", "## Files", ""]
     lines += [
         "- `comparison.json`: the numbers above; `metadata.json`: the run's parameters.",
-        "- `scores-<variant>.csv`: every (model, note) pair's NLL and every attack's score.",
+        f"- `scores-<variant>.csv`: every (model, {example}) pair's loss (NLL) and every "
+        "attack's score.",
         "- `roc-<variant>.png`, `roc-comparison.png`: ROC curves on log-log axes.",
         "",
     ]
     return "\n".join(lines)
 
 
-def _findings(result: Mapping[str, Any]) -> list[str]:
+def _findings(result: Mapping[str, Any], examples: str) -> list[str]:
     variants = result["variants"]
     tpr = {
         name: entry["attacks"][HEADLINE_ATTACK]["tpr_at_1%_fpr"] for name, entry in variants.items()
@@ -224,7 +249,7 @@ def _findings(result: Mapping[str, Any]) -> list[str]:
     ordered = sorted(tpr, key=tpr.__getitem__, reverse=True)
     lines = [
         "- At 1% FPR the attacker names "
-        + ", ".join(f"{tpr[name]:.1%} of {name}'s training notes" for name in ordered)
+        + ", ".join(f"{tpr[name]:.1%} of {name}'s training {examples}" for name in ordered)
         + f" (leaking most to least: {' > '.join(ordered)}).",
         "- Attack success (balanced accuracy): "
         + ", ".join(f"{name} {success[name]:.1%}" for name in variants)
@@ -249,6 +274,8 @@ def _write_scores(
     reference: np.ndarray | None,
     masks: np.ndarray,
     population: int,
+    *,
+    example: str,
 ) -> None:
     attacks = list(record.audit.scores)
 
@@ -259,17 +286,17 @@ def _write_scores(
                 ["model", "example", "kind", "member", "nll", "reference_nll", *attacks]
             )
             for outcome in record.outcomes:
-                for example, nll in enumerate(outcome.audit_nll):
+                for column, nll in enumerate(outcome.audit_nll):
                     writer.writerow(
                         [
                             outcome.index,
-                            example,
-                            "note" if example < population else "canary",
-                            int(masks[outcome.index, example]),
+                            column,
+                            example if column < population else "canary",
+                            int(masks[outcome.index, column]),
                             f"{nll:.6f}",
-                            "" if reference is None else f"{reference[example]:.6f}",
+                            "" if reference is None else f"{reference[column]:.6f}",
                             *(
-                                f"{record.audit.scores[a][outcome.index, example]:.6f}"
+                                f"{record.audit.scores[a][outcome.index, column]:.6f}"
                                 for a in attacks
                             ),
                         ]

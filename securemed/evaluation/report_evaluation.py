@@ -12,10 +12,12 @@ written for every film: a model has only learnt to look at films if it beats it.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from securemed.adversarial import pgd
@@ -40,6 +42,33 @@ def generate_reports(
         ids = model.generate(images[start : start + batch_size], num_beams=num_beams)
         reports.extend(tokenizer.decode(row.tolist()) for row in ids)
     return reports
+
+
+def report_losses(
+    model: ReportGenerator,
+    images: torch.Tensor,
+    tokens: torch.Tensor,
+    findings: torch.Tensor,
+    *,
+    finding_weight: float,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Each film's training loss (its report's tokens plus the finding head): the quantity
+    DP-SGD clips, and the membership attacks' statistic."""
+    was_training = model.training
+    model.eval()
+    losses = []
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        for begin in range(0, len(images), batch_size):
+            window = slice(begin, begin + batch_size)
+            losses.append(
+                model.per_example_loss(
+                    images[window], tokens[window], findings[window], finding_weight=finding_weight
+                )
+            )
+    model.train(was_training)
+    return torch.cat(losses).numpy().astype(np.float64)
 
 
 def score_reports(

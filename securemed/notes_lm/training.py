@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from securemed.config import DPSGDConfig
 from securemed.errors import ConfigError
+from securemed.models.snapshot import snapshot_weights
 from securemed.notes_lm.model import EncodedNotes, notes_nll, per_note_nll, set_dropout
 from securemed.privacy.dp_steps import empty_private_step
 from securemed.privacy.local_training import noise_multiplier_for
@@ -116,7 +117,7 @@ def fine_tune(
         spent, sigma, run_epoch = _private_epochs(
             model, optimizer, dataset, recipe, recipe.privacy, sampling, seed
         )
-    best_nll, best_epoch, best_state = math.inf, 0, _cpu_state(model)
+    best_nll, best_epoch, best_state = math.inf, 0, snapshot_weights(model)
     epoch = 0
     for epoch in range(1, recipe.epochs + 1):
         run_epoch()
@@ -124,7 +125,7 @@ def fine_tune(
         if progress is not None:
             progress(epoch, recipe.epochs, score)
         if recipe.patience is None or score < best_nll:
-            best_nll, best_epoch, best_state = score, epoch, _cpu_state(model)
+            best_nll, best_epoch, best_state = score, epoch, snapshot_weights(model)
         elif epoch - best_epoch >= recipe.patience:
             break
     epsilon = None
@@ -204,7 +205,3 @@ def _private_epochs(
             optimizer.step()
 
     return lambda delta: float(engine.get_epsilon(delta)), sigma, run
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: value.detach().clone() for name, value in model.state_dict().items()}

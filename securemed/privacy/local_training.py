@@ -694,8 +694,15 @@ def _build_optimizer(params: list[nn.Parameter], training: TrainingConfig) -> to
     update rule), so DP-Adam costs the same epsilon as DP-SGD.
     """
     if training.optimizer == "adam":
-        return torch.optim.Adam(params, lr=training.learning_rate)
-    return torch.optim.SGD(params, lr=training.learning_rate, momentum=training.momentum)
+        return torch.optim.Adam(
+            params, lr=training.learning_rate, weight_decay=training.weight_decay
+        )
+    return torch.optim.SGD(
+        params,
+        lr=training.learning_rate,
+        momentum=training.momentum,
+        weight_decay=training.weight_decay,
+    )
 
 
 def _validate_data(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import Field, ValidationError
-from torch import nn
 
 from securemed.aggregation import fedavg
 from securemed.audit.attacks import loss_attack
+from securemed.audit.classifier_study import film_losses
 from securemed.config import (
     DPSGDConfig,
     FederationConfig,
@@ -49,19 +49,17 @@ from securemed.data.from_config import partition_for
 from securemed.data.sources import SyntheticSource
 from securemed.errors import ConfigError
 from securemed.evaluation.classification import evaluate
-from securemed.evaluation.report_evaluation import generate_reports, score_reports
+from securemed.evaluation.report_evaluation import generate_reports, report_losses, score_reports
 from securemed.models import build_model
 from securemed.models.report_checkpoint import (
-    TrainingFacts,
     load_report_checkpoint,
-    save_report_checkpoint,
 )
 from securemed.models.report_generator import ReportGenerator
+from securemed.models.snapshot import snapshot_weights
 from securemed.privacy import LocalTrainer
-from securemed.privacy.local_training import per_example_loss
-from securemed.report_training.config import OptimisationConfig, ReportJobConfig
+from securemed.report_training.config import OptimisationConfig
 from securemed.report_training.dataset import PairedReports, load_split
-from securemed.report_training.model_setup import build_job_model, job_tokenizer
+from securemed.report_training.pretraining import pretrain_on_public_split
 from securemed.report_training.trainer import ReportTrainer
 from securemed.text.tokenizer import ReportTokenizer
 from securemed.tuning.space import ClassifierSettings, ReportSettings
@@ -259,7 +257,7 @@ def _federate(
         data = prepare_classifier_data(settings)
     torch.manual_seed(settings.seed)
     model = build_model(settings.model, num_classes=len(data.class_names))
-    global_state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    global_state = snapshot_weights(model)
     privacy = PrivacyConfig(
         enabled=setting.private,
         unit="record",
@@ -316,19 +314,12 @@ def _federate(
         metrics[CLASSIFIER.utility] = math.nan if auroc is None else auroc
         metrics.update(
             membership_audit(
-                _classifier_losses(model, *data.members),
-                _classifier_losses(model, *data.non_members),
+                film_losses(model, *data.members),
+                film_losses(model, *data.non_members),
             )
         )
         metrics["seconds"] = time.perf_counter() - started
         report(metrics)
-
-
-def _classifier_losses(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    model.eval()
-    with torch.no_grad():
-        losses = per_example_loss(model(images), labels.to(torch.float32))
-    return losses.numpy().astype(np.float64)
 
 
 def _finite(state: Mapping[str, torch.Tensor]) -> bool:
@@ -356,41 +347,22 @@ def prepare_report_start(
                 f"settings.data.image_size is {settings.data.image_size}; make them equal"
             )
         return settings.init_checkpoint
-    job = ReportJobConfig(
-        data=settings.data,
-        model=settings.model,
-        optimisation=OptimisationConfig(
-            epochs=max(1, settings.pretrain_epochs),
-            batch_size=settings.pretrain_batch_size,
-            learning_rate=settings.pretrain_learning_rate,
-            finding_weight=settings.finding_weight,
-            workers=1,
-            seed=settings.seed,
-        ),
+    optimisation = OptimisationConfig(
+        epochs=max(1, settings.pretrain_epochs),
+        batch_size=settings.pretrain_batch_size,
+        learning_rate=settings.pretrain_learning_rate,
+        finding_weight=settings.finding_weight,
+        workers=1,
+        seed=settings.seed,
     )
-    public = load_split(job.data, "train")
-    tokenizer = job_tokenizer(job, public.texts)
-    torch.manual_seed(settings.seed)
-    model = build_job_model(job, tokenizer)
-    trainer = ReportTrainer(
-        model, public, tokenizer, optimisation=job.optimisation, epochs=job.optimisation.epochs
-    )
-    for _ in range(settings.pretrain_epochs):
-        stats = trainer.train_epoch()
-        if progress is not None:
-            progress(
-                f"pretraining the starting report model: epoch {stats.epoch}/"
-                f"{settings.pretrain_epochs}, loss {stats.loss:.3f} ({stats.seconds:.0f} s)"
-            )
-    facts = TrainingFacts(
-        modes=("standard",),
-        steps=trainer.global_step,
+    return pretrain_on_public_split(
+        settings.data,
+        settings.model,
+        optimisation,
+        folder,
         epochs=settings.pretrain_epochs,
-        train_examples=len(public),
-        data={**settings.data.model_dump(mode="json"), "split": "train", "init_from": None},
+        progress=progress,
     )
-    save_report_checkpoint(folder, model.eval(), tokenizer, facts)
-    return folder
 
 
 def run_report_trial(
@@ -522,21 +494,10 @@ def _report_losses(
     tokenizer: ReportTokenizer,
     settings: ReportSettings,
 ) -> np.ndarray:
-    """Each film's training loss (report tokens plus the finding head), what DP-SGD bounds."""
     tokens = data.tokens(tokenizer, model.config.max_report_tokens)
-    model.eval()
-    losses = []
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        for begin in range(0, len(data), settings.eval_batch_size):
-            window = slice(begin, begin + settings.eval_batch_size)
-            losses.append(
-                model.per_example_loss(
-                    data.images[window],
-                    tokens[window],
-                    data.findings[window],
-                    finding_weight=settings.finding_weight,
-                )
-            )
+    losses = report_losses(
+        model, data.images, tokens, data.findings,
+        finding_weight=settings.finding_weight, batch_size=settings.eval_batch_size,
+    )  # fmt: skip
     model.train()
-    return torch.cat(losses).numpy().astype(np.float64)
+    return losses

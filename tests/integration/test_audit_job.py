@@ -1,9 +1,10 @@
-"""`jobs/audit.py notes` end to end on a local Ray, at a size that runs in about a minute.
+"""`jobs/audit.py` end to end on a local Ray, at sizes that run in about a minute each.
 
-A deliberately overfit non-DP fine-tuning (many epochs on a few notes) must be found
+Notes: a deliberately overfit non-DP fine-tuning (many epochs on a few notes) must be found
 vulnerable, a DP one at epsilon 1 must not, the canary audit must not claim more than the
 accountant, and the fine-tuned copies must have been trained by Ray workers. Then a copy's
-result is deleted and ``--resume`` trains only that one again.
+result is deleted and ``--resume`` trains only that one again. Classifier: the same attacks
+and audit on the chest X-ray classifier, overfit against DP.
 """
 
 from __future__ import annotations
@@ -38,10 +39,24 @@ STUDY = {
 }  # fmt: skip
 
 
-def _audit(*args: str) -> subprocess.CompletedProcess[str]:
+CLASSIFIER_STUDY = {
+    "population": 64,
+    "canaries": 16,
+    "validation_films": 16,
+    "test_films": 64,
+    "models": 6,
+    "variants": [
+        {"name": "overfit", "epochs": 30, "learning_rate": 0.01, "batch_size": 8},
+        {"name": "dp", "epochs": 3, "learning_rate": 0.003, "batch_size": 8,
+         "target_epsilon": 1.0},
+    ],
+}  # fmt: skip
+
+
+def _audit(*args: str, study: str = "notes") -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "jobs/audit.py", "notes", *args],
+        [sys.executable, "jobs/audit.py", study, *args],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -120,3 +135,51 @@ def test_resume_trains_only_the_missing_copy(study) -> None:
     assert attacks_after.keys() == attacks_before.keys()
     for attack, metrics in attacks_before.items():
         assert attacks_after[attack] == pytest.approx(metrics), attack
+
+
+def test_the_classifier_study_finds_the_overfit_classifier_and_not_the_dp_one(tmp_path) -> None:
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump(CLASSIFIER_STUDY))
+    output = tmp_path / "run"
+    finished = _audit("--config", str(config), "--output", str(output), study="classifier")
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads((output / "comparison.json").read_text())
+    overfit, dp = result["variants"]["overfit"], result["variants"]["dp"]
+    assert overfit["attacks"]["lira_online"]["roc_auc"] > 0.7
+    assert dp["attacks"]["lira_online"]["roc_auc"] < 0.65
+    assert "nll_gap" not in overfit["attacks"]  # no reference model for a classifier
+    assert 0.0 <= dp["utility"]["macro_auroc"] <= 1.0
+    audit = dp["canary_audit"]
+    assert audit["epsilon_lower_bound"] <= audit["accountant_epsilon"] <= 1.0 + 1e-6
+    report = (output / "REPORT.md").read_text()
+    assert "chest X-ray classifier" in report and "| macro-AUROC |" in report
+    assert "NLL gap" not in report
+    scores = (output / "scores-overfit.csv").read_text().splitlines()
+    assert len(scores) == 1 + 6 * 80 and scores[1].split(",")[2] == "film"
+    workers = {
+        copy["pid"]
+        for copy in json.loads((output / "metadata.json").read_text())["copies"].values()
+    }
+    assert len(workers) >= 2
+
+
+def test_the_report_study_fine_tunes_copies_of_one_start_and_resumes_without_retraining_it(
+    tmp_path,
+) -> None:
+    output = tmp_path / "run"
+    finished = _audit("--smoke-test", "--output", str(output), study="report")
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "training the start on 300 public films" in finished.stdout
+    result = json.loads((output / "comparison.json").read_text())
+    assert set(result["variants"]) == {"baseline", "regularized", "dp"}
+    # the start never saw a private film: it is the NLL-gap attack's reference
+    assert "nll_gap" in result["variants"]["baseline"]["attacks"]
+    assert result["reference_model"]["name"] == "start (not fine-tuned)"
+    audit = result["variants"]["dp"]["canary_audit"]
+    assert audit["epsilon_lower_bound"] <= audit["accountant_epsilon"] <= 8.0 + 1e-6
+    assert "| clinical F1 |" in (output / "REPORT.md").read_text()
+    (output / "models" / "baseline-0.npz").unlink()
+    resumed = _audit("--resume", str(output), study="report")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "training the start" not in resumed.stdout
+    assert "[audit] 1/1 baseline copy 0" in resumed.stdout

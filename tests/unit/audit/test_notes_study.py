@@ -12,16 +12,16 @@ import pytest
 from securemed.audit.canaries import make_canaries
 from securemed.audit.notes_study import (
     BaseTraining,
-    MemberOutcome,
     NotesAuditConfig,
     NotesModelSettings,
-    VariantSettings,
+    NotesVariant,
+    describe_study,
     prepare_study,
     pretrain_base,
     reference_nll,
     train_member_model,
 )
-from securemed.audit.study_analysis import audit_variant
+from securemed.audit.study_analysis import MemberOutcome, audit_variant
 from securemed.audit.study_report import VariantRecord, write_study
 
 TINY = NotesAuditConfig(
@@ -35,8 +35,8 @@ TINY = NotesAuditConfig(
                              intermediate_size=32, max_length=96),
     base=BaseTraining(epochs=1),
     variants=(
-        VariantSettings(name="plain", epochs=2, learning_rate=0.01, batch_size=4),
-        VariantSettings(name="private", epochs=1, learning_rate=0.01, batch_size=4,
+        NotesVariant(name="plain", epochs=2, learning_rate=0.01, batch_size=4),
+        NotesVariant(name="private", epochs=1, learning_rate=0.01, batch_size=4,
                         target_epsilon=4.0),
     ),
 )  # fmt: skip
@@ -98,9 +98,10 @@ def test_the_report_carries_every_number_and_no_note_text(study, tmp_path) -> No
             accountant_epsilon=epsilon, delta=1e-5, alpha=0.05,
         )  # fmt: skip
         records.append(VariantRecord(audit, outcomes))
+    description = describe_study(TINY, parameters=1234, base_test_nll=2.5)
     result = write_study(
-        tmp_path, records, base_test_nll=2.5, reference=np.full(32, 2.0), masks=study.masks,
-        population=24, metadata={"config": TINY.model_dump(mode="json"), "parameters": 1234},
+        tmp_path, records, description, reference=np.full(32, 2.0), masks=study.masks,
+        population=24, metadata={"config": TINY.model_dump(mode="json")},
     )  # fmt: skip
     assert (
         result["headline"]["tpr_at_1%_fpr"]["plain"]
@@ -108,7 +109,9 @@ def test_the_report_carries_every_number_and_no_note_text(study, tmp_path) -> No
     )
     assert json.loads((tmp_path / "comparison.json").read_text()) == result
     report = (tmp_path / "REPORT.md").read_text()
-    assert "| plain |" in report and "leaking most to least: plain > private" in report
+    assert "| plain | 2.200 |" in report and "| base (not fine-tuned) | 2.500 |" in report
+    assert "1,234 parameters" in report and "(model, note) pairs" in report
+    assert "leaking most to least: plain > private" in report
     assert "stays below the accountant's epsilon 4.00" in report
     rows = (tmp_path / "scores-plain.csv").read_text().splitlines()
     assert len(rows) == 1 + 6 * 32 and rows[0].startswith("model,example,kind,member,nll")
@@ -119,6 +122,6 @@ def test_the_report_carries_every_number_and_no_note_text(study, tmp_path) -> No
 
 def _outcome(name: str, index: int, nll: np.ndarray, epsilon: float | None) -> MemberOutcome:
     return MemberOutcome(
-        variant=name, index=index, audit_nll=nll, test_nll=2.2, epsilon=epsilon,
+        variant=name, index=index, audit_nll=nll, utility=2.2, epsilon=epsilon,
         noise_multiplier=None, epochs_run=1, best_epoch=1, seconds=0.1, pid=1,
     )  # fmt: skip

@@ -8,14 +8,24 @@ import pytest
 import yaml
 
 from jobs.audit import main
+from securemed.audit.classifier_study import ClassifierAuditConfig
 from securemed.audit.notes_study import NotesAuditConfig
+from securemed.audit.report_study import ReportAuditConfig
 from securemed.config import load_as
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_shipped_config_is_the_default_study() -> None:
-    assert load_as(NotesAuditConfig, ROOT / "configs" / "audit-notes.yaml") == NotesAuditConfig()
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        ("audit-notes.yaml", NotesAuditConfig),
+        ("audit-classifier.yaml", ClassifierAuditConfig),
+        ("audit-report.yaml", ReportAuditConfig),
+    ],
+)
+def test_the_shipped_configs_are_the_default_studies(name, config) -> None:
+    assert load_as(config, ROOT / "configs" / name) == config()
 
 
 @pytest.mark.parametrize(
@@ -44,6 +54,47 @@ def test_an_invalid_config_is_refused_with_the_field_named(
     assert main(["notes", "--config", str(path), "--output", str(tmp_path / "run")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"canaries": 2}, "canaries"),
+        ({"image_size": 16}, "image_size"),
+        ({"model": "alexnet"}, "model"),
+        ({"models": 5}, "models"),
+    ],
+)
+def test_an_invalid_classifier_config_is_refused(tmp_path: Path, capsys, config, message) -> None:
+    path = tmp_path / "audit.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["classifier", "--config", str(path), "--output", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"init_checkpoint": "/nonexistent/start"}, "is not a folder"),
+        ({"pretrain_epochs": -1}, "pretrain_epochs"),
+        ({"variants": [{"name": "a", "epochs": 0, "learning_rate": 0.1, "batch_size": 2}]},
+         "epochs"),
+    ],
+)  # fmt: skip
+def test_an_invalid_report_config_is_refused(tmp_path: Path, capsys, config, message) -> None:
+    path = tmp_path / "audit.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["report", "--config", str(path), "--output", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_only_the_notes_study_loads_a_model_folder(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["classifier", "--model-path", str(tmp_path), "--output", str(tmp_path / "r")])
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: --model-path" in capsys.readouterr().err
 
 
 def test_a_command_line_value_obeys_the_configs_rules(tmp_path: Path, capsys) -> None:

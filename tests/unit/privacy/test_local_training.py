@@ -306,3 +306,25 @@ def test_unrecorded_rounds_are_charged_as_rounds_of_the_plan() -> None:
     charged.account_unrecorded_rounds(1)
     assert charged.epsilon == pytest.approx(trained.epsilon, rel=1e-9)
     assert charged.epsilon > 0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_weight_decay_shrinks_the_weights_the_same_training_would_give(optimizer) -> None:
+    images, labels = toy_data(64)
+    norms = []
+    for decay in (0.0, 0.5):
+        model = fresh_model()
+        trainer = LocalTrainer(
+            model,
+            images,
+            labels,
+            training=TrainingConfig(
+                optimizer=optimizer, batch_size=16, learning_rate=0.05, weight_decay=decay
+            ),
+            privacy=dp(noise_multiplier=0.5),
+            total_rounds=1,
+            seed=0,
+        )
+        state = trainer.train_round(model.state_dict()).state
+        norms.append(float(sum(v.norm() ** 2 for v in state.values() if v.is_floating_point())))
+    assert norms[1] < norms[0]
