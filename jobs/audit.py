@@ -340,58 +340,33 @@ def _load_outcome(path: Path) -> MemberOutcome:
 # -- command line ----------------------------------------------------------------------------
 
 
+def _shrunk(config: Any, sizes: dict[str, Any], *, epochs: int, batch_size: int) -> Any:
+    """``config`` at smoke size: six copies, ``sizes``, and every variant cut short. The batch
+    stays under a quarter of what a copy trains on, so DP-SGD's sampling rate stays below 1."""
+    variants = tuple(
+        v.model_copy(update={"epochs": epochs, "batch_size": batch_size}) for v in config.variants
+    )
+    return config.model_copy(update={**sizes, "models": 6, "variants": variants})
+
+
 def smoke_notes(config: NotesAuditConfig) -> NotesAuditConfig:
     """Tiny notes, model and epochs: the study's whole path in a couple of minutes."""
-    return config.model_copy(
-        update={
-            "population": 48,
-            "canaries": 16,
-            "public_notes": 200,
-            "validation_notes": 30,
-            "test_notes": 30,
-            "models": 6,
-            "base": BaseTraining(epochs=2),
-            # a batch under a quarter of the ~32 notes a copy trains on: DP-SGD's sampling
-            # rate stays well below 1
-            "variants": tuple(
-                v.model_copy(update={"epochs": 3, "batch_size": 8}) for v in config.variants
-            ),
-        }
-    )
+    sizes = {"population": 48, "canaries": 16, "public_notes": 200, "validation_notes": 30,
+             "test_notes": 30, "base": BaseTraining(epochs=2)}  # fmt: skip
+    return _shrunk(config, sizes, epochs=3, batch_size=8)
 
 
 def smoke_classifier(config: ClassifierAuditConfig) -> ClassifierAuditConfig:
     """Few films and epochs: the classifier study's whole path in about a minute."""
-    return config.model_copy(
-        update={
-            "population": 80,
-            "canaries": 16,
-            "validation_films": 32,
-            "test_films": 64,
-            "models": 6,
-            "variants": tuple(
-                v.model_copy(update={"epochs": 4, "batch_size": 12}) for v in config.variants
-            ),
-        }
-    )
+    sizes = {"population": 80, "canaries": 16, "validation_films": 32, "test_films": 64}
+    return _shrunk(config, sizes, epochs=4, batch_size=12)
 
 
 def smoke_report(config: ReportAuditConfig) -> ReportAuditConfig:
     """A small start and few films and epochs: the report study's path in a few minutes."""
-    return config.model_copy(
-        update={
-            "public_films": 300,
-            "population": 48,
-            "canaries": 12,
-            "validation_films": 16,
-            "test_films": 24,
-            "models": 6,
-            "pretrain_epochs": 1,
-            "variants": tuple(
-                v.model_copy(update={"epochs": 2, "batch_size": 8}) for v in config.variants
-            ),
-        }
-    )
+    sizes = {"public_films": 300, "population": 48, "canaries": 12, "validation_films": 16,
+             "test_films": 24, "pretrain_epochs": 1}  # fmt: skip
+    return _shrunk(config, sizes, epochs=2, batch_size=8)
 
 
 @dataclasses.dataclass(frozen=True)

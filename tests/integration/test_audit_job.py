@@ -46,7 +46,7 @@ CLASSIFIER_STUDY = {
     "test_films": 64,
     "models": 6,
     "variants": [
-        {"name": "overfit", "epochs": 30, "learning_rate": 0.01, "batch_size": 8},
+        {"name": "overfit", "epochs": 60, "learning_rate": 0.003, "batch_size": 8},
         {"name": "dp", "epochs": 3, "learning_rate": 0.003, "batch_size": 8,
          "target_epsilon": 1.0},
     ],
