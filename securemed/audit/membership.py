@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from securemed.audit.lira import lira_scores
+from securemed.audit.rmia import rmia_scores
 
 
 def balanced_masks(models: int, examples: int, *, seed: int) -> np.ndarray:
@@ -53,15 +54,7 @@ def leave_one_out_lira(
             :func:`balanced_masks`.
         seed: picks the model each example's larger side drops.
     """
-    statistic = np.asarray(statistic, dtype=float)
-    masks = np.asarray(masks, dtype=bool)
-    if statistic.shape != masks.shape or statistic.ndim != 2:
-        raise ValueError("statistic and masks must both be (models, examples)")
-    if len(statistic) < 6:
-        # two models a side at least: one model gives a mean but no spread
-        raise ValueError("leave-one-out LiRA needs at least six models")
-    if np.any(masks.sum(axis=0) * 2 != len(masks)):
-        raise ValueError("every example must be in exactly half of the models (balanced_masks)")
+    statistic, masks = _checked(statistic, masks)
     rng = np.random.default_rng(seed)
     rows = []
     for target in range(len(statistic)):
@@ -78,6 +71,47 @@ def leave_one_out_lira(
             )
         )
     return np.stack(rows)
+
+
+def leave_one_out_rmia(
+    statistic: np.ndarray,
+    masks: np.ndarray,
+    *,
+    population: slice | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """``(models, examples)`` RMIA scores: row ``k`` scores model ``k`` with the others as its
+    reference models (both sides, equalised per example as for LiRA) and the examples in
+    ``population`` (default: all) as the ``z`` it compares each example with.
+
+    Args:
+        statistic: ``(models, examples)`` each model's log-likelihood of each example
+            (``-loss``).
+        masks: ``(models, examples)`` from :func:`balanced_masks`.
+        seed: picks the model each example's larger side drops.
+    """
+    statistic, masks = _checked(statistic, masks)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for target in range(len(statistic)):
+        others = np.arange(len(statistic)) != target
+        used = _equal_sides(masks[others], masks[target], rng)
+        rows.append(rmia_scores(statistic[target], statistic[others], used=used,
+                                population=population))  # fmt: skip
+    return np.stack(rows)
+
+
+def _checked(statistic: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    statistic = np.asarray(statistic, dtype=float)
+    masks = np.asarray(masks, dtype=bool)
+    if statistic.shape != masks.shape or statistic.ndim != 2:
+        raise ValueError("statistic and masks must both be (models, examples)")
+    if len(statistic) < 6:
+        # two models a side at least: one model gives a mean but no spread
+        raise ValueError("leave-one-out attacks need at least six models")
+    if np.any(masks.sum(axis=0) * 2 != len(masks)):
+        raise ValueError("every example must be in exactly half of the models (balanced_masks)")
+    return statistic, masks
 
 
 def _equal_sides(

@@ -4,7 +4,8 @@ Given ``K`` models trained on balanced random halves of a set of examples
 (:mod:`securemed.audit.membership`) and each model's confidence on every example:
 
 - the **loss** attack and, with a reference model, the **NLL-gap** attack score each target
-  model on its own; **LiRA** online and offline score each target against the other ``K - 1``;
+  model on its own; **LiRA** online and offline and **RMIA** score each target against the
+  other ``K - 1``;
 - all four are pooled over the ``K`` targets and summarised by
   :func:`securemed.audit.leakage.attack_metrics` on the population's examples;
 - the **canary audit** turns one attack's scores on the canaries into an empirical lower bound
@@ -25,10 +26,14 @@ from sklearn.metrics import roc_curve
 
 from securemed.audit.attacks import loss_threshold_scores, nll_gap_scores
 from securemed.audit.leakage import AttackMetrics, attack_metrics, epsilon_lower_bound_from_scores
-from securemed.audit.membership import leave_one_out_lira, split_by_membership
+from securemed.audit.membership import (
+    leave_one_out_lira,
+    leave_one_out_rmia,
+    split_by_membership,
+)
 
 #: every attack, in the order reports list them
-ATTACKS = ("loss", "nll_gap", "lira_online", "lira_offline")
+ATTACKS = ("loss", "nll_gap", "lira_online", "lira_offline", "rmia")
 #: the attack whose canary scores give the epsilon lower bound
 AUDIT_ATTACK = "lira_online"
 
@@ -89,10 +94,15 @@ class VariantAudit:
 
 
 def attack_scores(
-    statistic: np.ndarray, masks: np.ndarray, reference: np.ndarray | None
+    statistic: np.ndarray,
+    masks: np.ndarray,
+    reference: np.ndarray | None,
+    *,
+    population: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Every attack's ``(models, examples)`` scores from each model's confidence statistic
-    (higher: more confident; for text the negated NLL) and the reference model's."""
+    (higher: more confident; for text the negated NLL) and the reference model's. RMIA
+    compares each example with the first ``population`` examples (default: all)."""
     statistic = np.asarray(statistic, dtype=float)
     scores = {"loss": np.stack([loss_threshold_scores(-row) for row in statistic])}
     if reference is not None:
@@ -101,6 +111,7 @@ def attack_scores(
         )
     scores["lira_online"] = leave_one_out_lira(statistic, masks, online=True)
     scores["lira_offline"] = leave_one_out_lira(statistic, masks, online=False)
+    scores["rmia"] = leave_one_out_rmia(statistic, masks, population=slice(0, population))
     return scores
 
 
@@ -120,7 +131,7 @@ def audit_variant(
     masks = np.asarray(masks, dtype=bool)
     if not 0 < population <= masks.shape[1]:
         raise ValueError(f"population must lie in (0, {masks.shape[1]}], got {population}")
-    scores = attack_scores(statistic, masks, reference)
+    scores = attack_scores(statistic, masks, reference, population=population)
     attacks = {}
     for attack, matrix in scores.items():
         members, others = split_by_membership(matrix[:, :population], masks[:, :population])

@@ -28,6 +28,7 @@ ATTACK_TITLES = {
     "nll_gap": "NLL gap (against the reference model)",
     "lira_online": "LiRA online",
     "lira_offline": "LiRA offline",
+    "rmia": "RMIA",
 }
 
 
