@@ -175,16 +175,15 @@ def prepare_study(config: ReportAuditConfig) -> ReportStudy:
 
 def pretrain_start(config: ReportAuditConfig, folder: Path) -> Path:
     """The start: trained without DP on the public split (private films never seen)."""
-    optimisation = OptimisationConfig(
-        epochs=max(1, config.pretrain_epochs),
-        batch_size=config.pretrain_batch_size,
-        learning_rate=config.pretrain_learning_rate,
-        finding_weight=config.finding_weight,
-        workers=1,
-        seed=config.seed,
-    )
     return pretrain_on_public_split(
-        config.data(), config.model, optimisation, folder, epochs=config.pretrain_epochs
+        config.data(),
+        config.model,
+        folder,
+        epochs=config.pretrain_epochs,
+        learning_rate=config.pretrain_learning_rate,
+        batch_size=config.pretrain_batch_size,
+        finding_weight=config.finding_weight,
+        seed=config.seed,
     )
 
 

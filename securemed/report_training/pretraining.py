@@ -27,15 +27,26 @@ from securemed.report_training.trainer import ReportTrainer
 def pretrain_on_public_split(
     data: ReportDataConfig,
     model: ReportModelSettings,
-    optimisation: OptimisationConfig,
     folder: Path,
     *,
     epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    finding_weight: float,
+    seed: int,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Train a fresh model (tokenizer fitted to the public reports) for ``epochs`` on the
     ``train`` split, in this process; save it to ``folder``. Zero epochs saves the freshly
     initialised model (a start that knows nothing)."""
+    optimisation = OptimisationConfig(
+        epochs=max(1, epochs),
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        finding_weight=finding_weight,
+        workers=1,
+        seed=seed,
+    )
     job = ReportJobConfig(data=data, model=model, optimisation=optimisation)
     public = load_split(data, "train")
     tokenizer = job_tokenizer(job, public.texts)

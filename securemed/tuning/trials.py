@@ -347,20 +347,15 @@ def prepare_report_start(
                 f"settings.data.image_size is {settings.data.image_size}; make them equal"
             )
         return settings.init_checkpoint
-    optimisation = OptimisationConfig(
-        epochs=max(1, settings.pretrain_epochs),
-        batch_size=settings.pretrain_batch_size,
-        learning_rate=settings.pretrain_learning_rate,
-        finding_weight=settings.finding_weight,
-        workers=1,
-        seed=settings.seed,
-    )
     return pretrain_on_public_split(
         settings.data,
         settings.model,
-        optimisation,
         folder,
         epochs=settings.pretrain_epochs,
+        learning_rate=settings.pretrain_learning_rate,
+        batch_size=settings.pretrain_batch_size,
+        finding_weight=settings.finding_weight,
+        seed=settings.seed,
         progress=progress,
     )
 
