@@ -18,7 +18,7 @@ paired with the wrong report; the start is the NLL-gap attack's reference.
 
 Each copy is a Ray task, two at a time on a 2-core laptop and as many as the cluster has CPUs
 elsewhere. Every copy is attacked in turn with the others as its shadow models (loss
-threshold, NLL gap where there is a reference model, LiRA online and offline), canaries give
+threshold, NLL gap where there is a reference model, LiRA online and offline, RMIA), canaries give
 an empirical epsilon lower bound beside the accountant's, and ``DIR`` receives ``REPORT.md``,
 ``comparison.json``, ``metadata.json``, per-variant score CSVs and log-scale ROC plots.
 
@@ -61,7 +61,6 @@ from securemed.config import load_as, validate_as
 from securemed.durable import atomic_write
 from securemed.errors import SecureMedError
 from securemed.models import build_model
-from securemed.models.report_checkpoint import load_report_checkpoint
 
 MODELS_DIR = "models"
 BASE_FILE = "base.pt"
@@ -140,15 +139,15 @@ def run_report(config: ReportAuditConfig, output: Path) -> dict[str, Any]:
     started = time.perf_counter()
     print(f"[audit] rendering {config.population + config.canaries} private films", flush=True)
     study = _with_start(report_study.prepare_study(config), output)
-    reference = report_study.reference_losses(study)
-    start_f1 = report_study.start_utility(study)
-    assert study.start is not None
-    parameters = sum(p.numel() for p in load_report_checkpoint(study.start).model.parameters())
-    description = report_study.describe_study(config, parameters=parameters, start_f1=start_f1)
-    print(f"[audit] the start's clinical F1: {start_f1:.3f}", flush=True)
+    start = report_study.measure_start(study)
+    parameters = start.parameters
+    description = report_study.describe_study(
+        config, parameters=parameters, start_f1=start.clinical_f1
+    )
+    print(f"[audit] the start's clinical F1: {start.clinical_f1:.3f}", flush=True)
     outcomes = _train_copies(report_study.train_member_model, study, config, output, description)
     return _write(
-        config, outcomes, output, description, masks=study.masks, reference=-reference,
+        config, outcomes, output, description, masks=study.masks, reference=-start.losses,
         started=started, parameters=parameters, versions={},
     )  # fmt: skip
 

@@ -187,16 +187,25 @@ def pretrain_start(config: ReportAuditConfig, folder: Path) -> Path:
     )
 
 
-def reference_losses(study: ReportStudy) -> np.ndarray:
-    """The start's loss on every audited film: the NLL-gap attack's reference."""
-    model, tokenizer = _load_start(study)
-    return _losses(model, tokenizer, study.audit, study.config)
+@dataclass(frozen=True)
+class StartMeasure:
+    """The start, measured once before the copies are trained."""
+
+    #: its loss on every audited film: the NLL-gap attack's reference
+    losses: np.ndarray
+    #: its clinical F1 on the test films: what fine-tuning has to beat
+    clinical_f1: float
+    parameters: int
 
 
-def start_utility(study: ReportStudy) -> float:
-    """The start's clinical F1 on the test films: what fine-tuning has to beat."""
+def measure_start(study: ReportStudy) -> StartMeasure:
+    """The start's losses, clinical F1 and size, from one load of its checkpoint."""
     model, tokenizer = _load_start(study)
-    return _clinical_f1(model, tokenizer, study.test, study.config)
+    return StartMeasure(
+        losses=_losses(model, tokenizer, study.audit, study.config),
+        clinical_f1=_clinical_f1(model, tokenizer, study.test, study.config),
+        parameters=sum(parameter.numel() for parameter in model.parameters()),
+    )
 
 
 def train_member_model(study: ReportStudy, variant: str, index: int) -> MemberOutcome:

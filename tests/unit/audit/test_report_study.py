@@ -12,10 +12,9 @@ import torch
 from securemed.audit.report_study import (
     ReportAuditConfig,
     ReportStudy,
+    measure_start,
     prepare_study,
     pretrain_start,
-    reference_losses,
-    start_utility,
     swap_reports,
     train_member_model,
 )
@@ -76,9 +75,10 @@ def test_swap_reports_gives_each_film_another_film_s_different_report() -> None:
 
 
 def test_copies_fine_tune_their_half_and_report_what_the_audit_needs(study) -> None:
-    reference = reference_losses(study)
+    start = measure_start(study)
+    reference = start.losses
     assert reference.shape == (30,) and np.all(np.isfinite(reference))
-    assert 0.0 <= start_utility(study) <= 1.0
+    assert 0.0 <= start.clinical_f1 <= 1.0 and start.parameters > 0
     plain = train_member_model(study, "plain", 0)
     assert plain.audit_nll.shape == (30,) and plain.epsilon is None
     members = study.masks[0]
@@ -95,7 +95,7 @@ def test_copies_fine_tune_their_half_and_report_what_the_audit_needs(study) -> N
 
 def test_a_study_needs_a_start_that_fits_its_films(study, tmp_path) -> None:
     with pytest.raises(ValueError, match="no start yet"):
-        reference_losses(prepare_study(TINY))
+        measure_start(prepare_study(TINY))
     bigger = TINY.model_copy(update={"image_size": 64})
     assert study.start is not None
     with pytest.raises(ConfigError, match="takes 32 px films"):
