@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
 import platform
 import sys
@@ -61,6 +62,8 @@ from securemed.config import load_as, validate_as
 from securemed.durable import atomic_write
 from securemed.errors import SecureMedError
 from securemed.models import build_model
+from securemed.models.report_checkpoint import checkpoint_digest
+from securemed.models.snapshot import weights_fingerprint
 
 MODELS_DIR = "models"
 BASE_FILE = "base.pt"
@@ -111,7 +114,7 @@ def run_notes(config: NotesAuditConfig, output: Path) -> dict[str, Any]:
     )
     outcomes = _train_copies(notes_study.train_member_model, study, config, output, description)
     return _write(
-        config, outcomes, output, description, masks=study.masks, reference=-reference,
+        config, outcomes, output, description, masks=study.masks, reference_nll=reference,
         started=started, parameters=parameters,
         versions={"transformers": transformers.__version__},
     )  # fmt: skip
@@ -129,7 +132,7 @@ def run_classifier(config: ClassifierAuditConfig, output: Path) -> dict[str, Any
         classifier_study.train_member_model, study, config, output, description
     )
     return _write(
-        config, outcomes, output, description, masks=study.masks, reference=None,
+        config, outcomes, output, description, masks=study.masks, reference_nll=None,
         started=started, parameters=parameters, versions={},
     )  # fmt: skip
 
@@ -147,7 +150,7 @@ def run_report(config: ReportAuditConfig, output: Path) -> dict[str, Any]:
     print(f"[audit] the start's clinical F1: {start.clinical_f1:.3f}", flush=True)
     outcomes = _train_copies(report_study.train_member_model, study, config, output, description)
     return _write(
-        config, outcomes, output, description, masks=study.masks, reference=-start.losses,
+        config, outcomes, output, description, masks=study.masks, reference_nll=start.losses,
         started=started, parameters=parameters, versions={},
     )  # fmt: skip
 
@@ -155,7 +158,9 @@ def run_report(config: ReportAuditConfig, output: Path) -> dict[str, Any]:
 def _with_start(study: ReportStudy, output: Path) -> ReportStudy:
     """The start: the configured checkpoint, or one trained once on public films (kept)."""
     if study.config.init_checkpoint is not None:
-        return study.with_start(study.config.init_checkpoint)
+        checkpoint = study.config.init_checkpoint
+        pin_model_digest(output, "start", checkpoint_digest(checkpoint), source=str(checkpoint))
+        return study.with_start(checkpoint)
     folder = output / MODELS_DIR / START_DIR
     # the checkpoint is written beside and renamed into place: a folder there is complete
     if not folder.is_dir():
@@ -177,12 +182,14 @@ def _write(
     description: StudyDescription,
     *,
     masks: np.ndarray,
-    reference: np.ndarray | None,
+    reference_nll: np.ndarray | None,
     started: float,
     parameters: int,
     versions: dict[str, str],
 ) -> dict[str, Any]:
-    """Attack every variant's copies and write the study's files."""
+    """Attack every variant's copies and write the study's files; ``reference_nll`` is the
+    reference model's loss on every audited example (None: no NLL-gap attack)."""
+    reference = None if reference_nll is None else -reference_nll
     records = []
     for variant in config.variants:
         mine = sorted(outcomes[variant.name], key=lambda outcome: outcome.index)
@@ -229,7 +236,7 @@ def _write(
         output,
         records,
         description,
-        reference=reference,
+        reference=reference_nll,
         masks=masks,
         population=config.population,
         metadata=metadata,
@@ -239,6 +246,9 @@ def _write(
 def _with_base(study: NotesStudy, output: Path) -> NotesStudy:
     """The base model: loaded from a folder as it is, or pretrained once (saved for resuming)."""
     if study.config.model.path is not None:
+        fingerprint = weights_fingerprint(study.lm.model) + study.lm.tokenizer.to_str()
+        digest = hashlib.sha256(fingerprint.encode()).hexdigest()
+        pin_model_digest(output, "base", digest, source=study.config.model.path)
         return study
     saved = output / MODELS_DIR / BASE_FILE
     if saved.is_file():
@@ -251,6 +261,21 @@ def _with_base(study: NotesStudy, output: Path) -> NotesStudy:
     atomic_write(saved, lambda temporary: torch.save(state, temporary))
     print(f"[audit] base ready in {time.perf_counter() - begun:.0f} s", flush=True)
     return study.with_base(state)
+
+
+def pin_model_digest(output: Path, name: str, digest: str, *, source: str) -> None:
+    """Record the digest of a model loaded from outside the run folder on the first run, and
+    refuse to resume if it has changed since: copies fine-tuned from two different models
+    cannot be attacked as one study."""
+    pinned = output / MODELS_DIR / f"{name}.sha256"
+    if pinned.is_file():
+        if pinned.read_text().strip() != digest:
+            raise SecureMedError(
+                f"the {name} model at {source} changed since this study began; its copies "
+                "cannot be mixed: start the study in a new --output"
+            )
+        return
+    atomic_write(pinned, lambda temporary: temporary.write_text(digest + "\n"))
 
 
 def _train_copies(
@@ -284,6 +309,7 @@ def _train_copies(
         saved = pending.pop(ready[0])
         try:
             outcome = ray.get(ready[0])
+            refuse_diverged(outcome)
         except ray.exceptions.RayError as error:
             for ref in pending:
                 ray.cancel(ref)
@@ -291,6 +317,10 @@ def _train_copies(
                 f"training {saved.stem} failed ({type(error).__name__}); finished copies are "
                 f"kept: rerun with --resume {output}"
             ) from error
+        except SecureMedError:
+            for ref in pending:
+                ray.cancel(ref)
+            raise
         _save_outcome(saved, outcome)
         outcomes[outcome.variant].append(outcome)
         done += 1
@@ -304,6 +334,16 @@ def _train_copies(
             flush=True,
         )
     return outcomes
+
+
+def refuse_diverged(outcome: MemberOutcome) -> None:
+    """A copy whose losses are not finite diverged: nothing can be attacked, and saving it
+    would make every resume fail the same way, so the study stops and says what to change."""
+    if not np.all(np.isfinite(outcome.audit_nll)):
+        raise SecureMedError(
+            f"{outcome.variant} copy {outcome.index} diverged (its losses are not finite): "
+            "lower that variant's learning_rate and start the study in a new --output"
+        )
 
 
 def _save_outcome(path: Path, outcome: MemberOutcome) -> None:

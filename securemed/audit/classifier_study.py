@@ -44,10 +44,7 @@ from securemed.evaluation.classification import evaluate
 from securemed.models import build_model
 from securemed.models.snapshot import snapshot_weights
 from securemed.privacy import LocalTrainer
-from securemed.privacy.local_training import per_example_loss
-
-#: the accountant's best RDP order is its largest at large noise; the bound stays valid
-_LARGEST_ALPHA = "Optimal order is the largest alpha"
+from securemed.privacy.local_training import LARGEST_ALPHA_WARNING, per_example_loss
 
 DEFAULT_CLASSIFIER_VARIANTS = (
     VariantSettings(name="baseline", epochs=30, learning_rate=3e-3, batch_size=32),
@@ -128,7 +125,12 @@ def prepare_study(config: ClassifierAuditConfig) -> ClassifierStudy:
 
 
 def train_member_model(study: ClassifierStudy, variant: str, index: int) -> MemberOutcome:
-    """Train copy ``index`` of the classifier by ``variant`` on its half of the audited films."""
+    """Train copy ``index`` of the classifier by ``variant`` on its half of the audited films.
+
+    One :class:`~securemed.privacy.LocalTrainer` round per epoch, as a hospital trains in the
+    federation; like there, each round starts a fresh optimizer, so Adam's moments restart
+    every epoch (what the audited federated model sees too).
+    """
     config = study.config
     seed = member_seed(config, variant, index)
     settings = {entry.name: entry for entry in config.variants}[variant]
@@ -156,7 +158,7 @@ def train_member_model(study: ClassifierStudy, variant: str, index: int) -> Memb
     best_loss, best_epoch, best_state, epsilon = math.inf, 0, state, None
     epoch = 0
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_LARGEST_ALPHA)
+        warnings.filterwarnings("ignore", message=LARGEST_ALPHA_WARNING)
         for epoch in range(1, settings.epochs + 1):
             result = trainer.train_round(state)
             state, epsilon = result.state, result.epsilon

@@ -43,6 +43,7 @@ from securemed.evaluation.report_evaluation import generate_reports, report_loss
 from securemed.models.report_checkpoint import load_report_checkpoint
 from securemed.models.report_generator import ReportGenerator
 from securemed.models.snapshot import snapshot_weights
+from securemed.privacy.local_training import LARGEST_ALPHA_WARNING
 from securemed.report_training.config import (
     OptimisationConfig,
     ReportDataConfig,
@@ -52,9 +53,6 @@ from securemed.report_training.dataset import PairedReports, load_split
 from securemed.report_training.pretraining import pretrain_on_public_split
 from securemed.report_training.trainer import ReportTrainer
 from securemed.text.tokenizer import ReportTokenizer
-
-#: the accountant's best RDP order is its largest at large noise; the bound stays valid
-_LARGEST_ALPHA = "Optimal order is the largest alpha"
 
 DEFAULT_REPORT_VARIANTS = (
     VariantSettings(name="baseline", epochs=10, learning_rate=2e-3, batch_size=16),
@@ -227,7 +225,7 @@ def train_member_model(study: ReportStudy, variant: str, index: int) -> MemberOu
     torch.manual_seed(seed)
     model.train()  # Opacus refuses a model in eval mode, and checkpoints load in eval mode
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_LARGEST_ALPHA)
+        warnings.filterwarnings("ignore", message=LARGEST_ALPHA_WARNING)
         trainer = ReportTrainer(
             model,
             study.audit.subset(members),
@@ -317,9 +315,8 @@ def _losses(
     films: PairedReports,
     config: ReportAuditConfig,
 ) -> np.ndarray:
-    tokens = films.tokens(tokenizer, model.config.max_report_tokens)
     return report_losses(
-        model, films.images, tokens, films.findings,
+        model, tokenizer, films,
         finding_weight=config.finding_weight, batch_size=config.eval_batch_size,
     )  # fmt: skip
 

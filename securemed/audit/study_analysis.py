@@ -6,7 +6,7 @@ Given ``K`` models trained on balanced random halves of a set of examples
 - the **loss** attack and, with a reference model, the **NLL-gap** attack score each target
   model on its own; **LiRA** online and offline and **RMIA** score each target against the
   other ``K - 1``;
-- all four are pooled over the ``K`` targets and summarised by
+- all of them are pooled over the ``K`` targets and summarised by
   :func:`securemed.audit.leakage.attack_metrics` on the population's examples;
 - the **canary audit** turns one attack's scores on the canaries into an empirical lower bound
   on epsilon. The attack is fixed in advance (:data:`AUDIT_ATTACK`): reporting the best of

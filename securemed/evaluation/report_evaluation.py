@@ -24,6 +24,7 @@ from securemed.adversarial import pgd
 from securemed.evaluation.report_labeler import clinical_f1
 from securemed.evaluation.text_metrics import corpus_bleu, rouge_l
 from securemed.models.report_generator import ReportGenerator
+from securemed.report_training.dataset import PairedReports
 from securemed.text.tokenizer import ReportTokenizer
 
 
@@ -46,25 +47,28 @@ def generate_reports(
 
 def report_losses(
     model: ReportGenerator,
-    images: torch.Tensor,
-    tokens: torch.Tensor,
-    findings: torch.Tensor,
+    tokenizer: ReportTokenizer,
+    films: PairedReports,
     *,
     finding_weight: float,
     batch_size: int = 64,
 ) -> np.ndarray:
     """Each film's training loss (its report's tokens plus the finding head): the quantity
     DP-SGD clips, and the membership attacks' statistic."""
+    tokens = films.tokens(tokenizer, model.config.max_report_tokens)
     was_training = model.training
     model.eval()
     losses = []
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        for begin in range(0, len(images), batch_size):
+        for begin in range(0, len(films), batch_size):
             window = slice(begin, begin + batch_size)
             losses.append(
                 model.per_example_loss(
-                    images[window], tokens[window], findings[window], finding_weight=finding_weight
+                    films.images[window],
+                    tokens[window],
+                    films.findings[window],
+                    finding_weight=finding_weight,
                 )
             )
     model.train(was_training)

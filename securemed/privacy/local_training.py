@@ -644,6 +644,12 @@ def train_central(
     return trainer.model
 
 
+#: Opacus's RDP accountant warns when its best order is its largest, which happens at large
+#: noise multipliers; the epsilon is still a valid upper bound, only a little looser, so
+#: sweeps and audits that train many such models silence it
+LARGEST_ALPHA_WARNING = "Optimal order is the largest alpha"
+
+
 def noise_multiplier_for(privacy: DPSGDConfig, *, sample_rate: float, steps: int) -> float:
     """The noise multiplier of ``privacy``: configured, or calibrated to its target epsilon.
 

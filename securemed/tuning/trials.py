@@ -57,6 +57,7 @@ from securemed.models.report_checkpoint import (
 from securemed.models.report_generator import ReportGenerator
 from securemed.models.snapshot import snapshot_weights
 from securemed.privacy import LocalTrainer
+from securemed.privacy.local_training import LARGEST_ALPHA_WARNING
 from securemed.report_training.config import OptimisationConfig
 from securemed.report_training.dataset import PairedReports, load_split
 from securemed.report_training.pretraining import pretrain_on_public_split
@@ -69,9 +70,6 @@ Report = Callable[[dict[str, Any]], None]
 
 #: the false positive rate at which the attack's TPR is reported
 AUDIT_FPR = 0.01
-#: at large noise multipliers the accountant's best RDP order is its largest; the epsilon is
-#: still a valid upper bound, only a little looser, so the warning is noise in a sweep's log
-_LARGEST_ALPHA = "Optimal order is the largest alpha"
 
 
 @dataclass(frozen=True)
@@ -243,7 +241,7 @@ def run_classifier_trial(
     """
     setting = ClassifierParams.parse(params)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_LARGEST_ALPHA)
+        warnings.filterwarnings("ignore", message=LARGEST_ALPHA_WARNING)
         _federate(setting, report, settings, data)
 
 
@@ -389,7 +387,7 @@ def run_report_trial(
     """
     setting = ReportParams.parse(params)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_LARGEST_ALPHA)
+        warnings.filterwarnings("ignore", message=LARGEST_ALPHA_WARNING)
         _fine_tune(setting, report, settings, start)
 
 
@@ -489,10 +487,9 @@ def _report_losses(
     tokenizer: ReportTokenizer,
     settings: ReportSettings,
 ) -> np.ndarray:
-    tokens = data.tokens(tokenizer, model.config.max_report_tokens)
     losses = report_losses(
-        model, data.images, tokens, data.findings,
+        model, tokenizer, data,
         finding_weight=settings.finding_weight, batch_size=settings.eval_batch_size,
     )  # fmt: skip
-    model.train()
+    model.train()  # generate_reports left it in eval mode; the trial trains on
     return losses

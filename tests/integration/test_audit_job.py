@@ -9,6 +9,7 @@ and audit on the chest X-ray classifier, overfit against DP.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -116,6 +117,9 @@ def test_every_output_is_written_and_no_note_text_is(study) -> None:
     assert "| overfit |" in report and "TPR @ 1% FPR" in report
     scores = (output / "scores-overfit.csv").read_text()
     assert scores.count("\n") == 1 + 6 * 56
+    # the reference column is the base model's NLL per token: positive, as the nll column
+    rows = list(csv.DictReader(scores.splitlines()))
+    assert all(float(row["reference_nll"]) > 0 and float(row["nll"]) > 0 for row in rows)
     for text in (report, scores, (output / "metadata.json").read_text()):
         assert "Portal PIN" not in text and "MRN" not in text
 
@@ -183,3 +187,7 @@ def test_the_report_study_fine_tunes_copies_of_one_start_and_resumes_without_ret
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "training the start" not in resumed.stdout
     assert "[audit] 1/1 baseline copy 0" in resumed.stdout
+    # the kept start and the same seeds: the retrained copy reproduces the lost one
+    again = json.loads((output / "comparison.json").read_text())
+    for attack, metrics in result["variants"]["baseline"]["attacks"].items():
+        assert again["variants"]["baseline"]["attacks"][attack] == pytest.approx(metrics), attack

@@ -65,8 +65,12 @@ def test_a_plain_copy_fits_its_own_films_better_than_the_others(study) -> None:
 
 def test_early_stopping_keeps_the_best_epoch_and_dp_reports_its_epsilon(study) -> None:
     stopped = train_member_model(study, "stopped", 1)
-    assert stopped.best_epoch <= stopped.epochs_run <= 12
-    assert stopped.epochs_run == 12 or stopped.epochs_run == stopped.best_epoch + 1
+    assert stopped.best_epoch < stopped.epochs_run == stopped.best_epoch + 1 < 12
+    # the model it returns is the best epoch's: the same copy trained for exactly that long
+    variants = list(TINY.variants)
+    variants[1] = variants[1].model_copy(update={"epochs": stopped.best_epoch, "patience": None})
+    shorter = prepare_study(TINY.model_copy(update={"variants": tuple(variants)}))
+    assert np.allclose(train_member_model(shorter, "stopped", 1).audit_nll, stopped.audit_nll)
     private = train_member_model(study, "private", 1)
     assert private.epsilon is not None and 0 < private.epsilon <= 4.0 + 1e-6
     assert private.noise_multiplier is not None and private.noise_multiplier > 0

@@ -3,6 +3,7 @@ start, and copies fine-tuned plainly, with early stopping and with DP-SGD."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,8 @@ TINY = ReportAuditConfig(
     pretrain_epochs=1,
     variants=(
         VariantSettings(name="plain", epochs=3, learning_rate=0.005, batch_size=4),
-        VariantSettings(name="stopped", epochs=3, learning_rate=0.005, batch_size=4,
+        # a learning rate high enough to overfit within 20 epochs, so early stopping stops
+        VariantSettings(name="stopped", epochs=20, learning_rate=0.05, batch_size=4,
                         weight_decay=0.05, patience=1),
         VariantSettings(name="private", epochs=1, learning_rate=0.005, batch_size=4,
                         target_epsilon=4.0),
@@ -87,7 +89,12 @@ def test_copies_fine_tune_their_half_and_report_what_the_audit_needs(study) -> N
     assert drop[members].mean() > drop[~members].mean()
     assert 0.0 <= plain.utility <= 1.0 and plain.epochs_run == 3
     stopped = train_member_model(study, "stopped", 1)
-    assert stopped.best_epoch <= stopped.epochs_run <= 3
+    assert stopped.best_epoch < stopped.epochs_run == stopped.best_epoch + 1 < 20
+    # the model it returns is the best epoch's: the same copy fine-tuned for exactly that long
+    variants = list(TINY.variants)
+    variants[1] = variants[1].model_copy(update={"epochs": stopped.best_epoch, "patience": None})
+    shorter = replace(study, config=TINY.model_copy(update={"variants": tuple(variants)}))
+    assert np.allclose(train_member_model(shorter, "stopped", 1).audit_nll, stopped.audit_nll)
     private = train_member_model(study, "private", 2)
     assert private.epsilon is not None and 0 < private.epsilon <= 4.0 + 1e-6
     assert private.noise_multiplier is not None and private.noise_multiplier > 0

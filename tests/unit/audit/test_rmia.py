@@ -57,7 +57,10 @@ def test_leave_one_out_rmia_finds_leakage_and_invents_none() -> None:
     found = attack_metrics(*split_by_membership(leave_one_out_rmia(statistic, masks), masks))
     # the models' own overall confidence (spread 1) hides the leak from a global threshold
     threshold = attack_metrics(*split_by_membership(statistic, masks))
-    assert found.roc_auc > 0.8 > threshold.roc_auc
+    assert threshold.roc_auc < 0.7 < found.roc_auc
+    # and no more than is there: without equal sides the target's own membership shrinks
+    # its side of Pr(x) and inflates members' ratios (AUC 0.88 here instead of 0.82)
+    assert found.roc_auc < 0.85
     clean, masks = _models(0.0, offsets=1.0)
     none = attack_metrics(*split_by_membership(leave_one_out_rmia(clean, masks), masks))
     assert 0.46 < none.roc_auc < 0.54

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from securemed.audit.membership import balanced_masks
+from securemed.audit.membership import balanced_masks, leave_one_out_rmia
 from securemed.audit.study_analysis import ATTACKS, AUDIT_ATTACK, audit_variant
 
 
@@ -26,7 +26,7 @@ def test_a_leaking_model_is_found_by_every_attack_and_the_audit_bounds_epsilon_a
         "leaky", statistic, masks, population=500, reference=reference, delta=1e-5, alpha=0.05
     )
     assert set(audit.attacks) == set(ATTACKS)
-    for name in ("nll_gap", "lira_online", "lira_offline"):
+    for name in ("nll_gap", "lira_online", "lira_offline", "rmia"):
         assert audit.attacks[name].metrics.roc_auc > 0.95, name
     # the loss attack alone is confounded by the examples' difficulty
     assert audit.attacks["loss"].metrics.roc_auc < audit.attacks["nll_gap"].metrics.roc_auc
@@ -58,3 +58,13 @@ def test_a_population_outside_the_examples_is_refused() -> None:
     statistic, masks, _ = _models(1.0)
     with pytest.raises(ValueError, match="population"):
         audit_variant("x", statistic, masks, population=601, delta=1e-5, alpha=0.05)
+
+
+def test_rmia_compares_examples_with_the_population_only_not_the_canaries() -> None:
+    statistic, masks, _ = _models(1.0)
+    # canaries far more confident than any note: as z they would push every score down
+    statistic[:, 500:] += 10.0
+    audit = audit_variant("x", statistic, masks, population=500, delta=1e-5, alpha=0.05)
+    expected = leave_one_out_rmia(statistic, masks, population=slice(0, 500))
+    assert np.array_equal(audit.scores["rmia"], expected)
+    assert not np.array_equal(expected, leave_one_out_rmia(statistic, masks))

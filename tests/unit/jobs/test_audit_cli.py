@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from jobs.audit import main
+from jobs.audit import main, pin_model_digest, refuse_diverged
 from securemed.audit.classifier_study import ClassifierAuditConfig
 from securemed.audit.notes_study import NotesAuditConfig
 from securemed.audit.report_study import ReportAuditConfig
+from securemed.audit.study_analysis import MemberOutcome
 from securemed.config import load_as
+from securemed.errors import SecureMedError
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -115,3 +118,22 @@ def test_resume_takes_the_studys_own_settings(tmp_path: Path, capsys) -> None:
     assert "drop --model-path/--models" in capsys.readouterr().err
     assert main(["notes", "--resume", str(tmp_path)]) == 2
     assert "not a SecureMed run folder" in capsys.readouterr().err
+
+
+def test_a_diverged_copy_stops_the_study_with_what_to_change() -> None:
+    def outcome(losses: list[float]) -> MemberOutcome:
+        return MemberOutcome(
+            variant="baseline", index=3, audit_nll=np.asarray(losses), utility=0.5,
+            epsilon=None, noise_multiplier=None, epochs_run=1, best_epoch=1, seconds=1.0, pid=1,
+        )  # fmt: skip
+
+    refuse_diverged(outcome([0.1, 2.0]))
+    with pytest.raises(SecureMedError, match=r"baseline copy 3 diverged.*learning_rate"):
+        refuse_diverged(outcome([0.1, float("nan")]))
+
+
+def test_a_resumed_study_refuses_a_start_that_changed(tmp_path: Path) -> None:
+    pin_model_digest(tmp_path, "start", "a" * 64, source="/models/start")
+    pin_model_digest(tmp_path, "start", "a" * 64, source="/models/start")  # the same model: resumes
+    with pytest.raises(SecureMedError, match="changed since this study began"):
+        pin_model_digest(tmp_path, "start", "b" * 64, source="/models/start")

@@ -154,3 +154,17 @@ def test_a_starting_checkpoint_for_other_films_is_refused(tmp_path: Path) -> Non
         prepare_report_start(other, tmp_path / "unused")
     same = settings.model_copy(update={"init_checkpoint": start})
     assert prepare_report_start(same, tmp_path / "unused") == start
+
+
+def test_the_attack_finds_a_classifier_trained_long_without_noise(classifier) -> None:
+    # members are training films: a model fitted hard to them gives them lower losses. With
+    # members and non-members swapped the AUC would fall below 0.5 instead.
+    settings, data = classifier
+    reports: list[dict] = []
+    run_classifier_trial(
+        _params(0.0, rounds=6, local_epochs=8, learning_rate=0.003),
+        reports.append,
+        settings=settings,
+        data=data,
+    )
+    assert reports[-1]["attack_auc"] > 0.58
