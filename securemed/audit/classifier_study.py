@@ -42,7 +42,7 @@ from securemed.config import ModelName, PrivacyConfig, TrainingConfig
 from securemed.data.sources import SyntheticSource
 from securemed.evaluation.classification import evaluate
 from securemed.models import build_model
-from securemed.models.snapshot import snapshot_weights
+from securemed.models.early_stopping import run_epochs
 from securemed.privacy import LocalTrainer
 from securemed.privacy.local_training import LARGEST_ALPHA_WARNING, per_example_loss
 
@@ -154,25 +154,25 @@ def train_member_model(study: ClassifierStudy, variant: str, index: int) -> Memb
         total_rounds=settings.epochs,
         seed=seed,
     )
-    state = snapshot_weights(model)
-    best_loss, best_epoch, best_state, epsilon = math.inf, 0, state, None
-    epoch = 0
+    spent: list[float | None] = [None]
+
+    def train_epoch() -> None:
+        result = trainer.train_round(model.state_dict())
+        model.load_state_dict(result.state)
+        spent[0] = result.epsilon
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=LARGEST_ALPHA_WARNING)
-        for epoch in range(1, settings.epochs + 1):
-            result = trainer.train_round(state)
-            state, epsilon = result.state, result.epsilon
-            if settings.patience is None:
-                best_epoch, best_state = epoch, state
-                continue
-            model.load_state_dict(state)
-            loss = float(np.mean(film_losses(model, study.validation_images,
-                                             study.validation_labels)))  # fmt: skip
-            if loss < best_loss:
-                best_loss, best_epoch, best_state = loss, epoch, state
-            elif epoch - best_epoch >= settings.patience:
-                break
-    model.load_state_dict(best_state)
+        run = run_epochs(
+            model,
+            epochs=settings.epochs,
+            train_epoch=train_epoch,
+            validation_loss=lambda: float(
+                np.mean(film_losses(model, study.validation_images, study.validation_labels))
+            ),
+            patience=settings.patience,
+        )
+    model.load_state_dict(run.state)
     auroc = evaluate(
         model, study.test_images, study.test_labels, class_names=study.class_names
     ).macro_auroc
@@ -181,10 +181,10 @@ def train_member_model(study: ClassifierStudy, variant: str, index: int) -> Memb
         index=index,
         audit_nll=film_losses(model, study.audit_images, study.audit_labels),
         utility=math.nan if auroc is None else float(auroc),
-        epsilon=epsilon,
+        epsilon=spent[0],
         noise_multiplier=trainer.noise_multiplier,
-        epochs_run=epoch,
-        best_epoch=best_epoch,
+        epochs_run=run.epochs_run,
+        best_epoch=run.best_epoch,
         seconds=time.perf_counter() - started,
         pid=os.getpid(),
     )

@@ -21,7 +21,6 @@ Nothing here imports Ray: ``jobs/audit.py report`` runs the start and the copies
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -40,9 +39,9 @@ from securemed.audit.study_report import StudyDescription
 from securemed.config import DPSGDConfig
 from securemed.errors import ConfigError
 from securemed.evaluation.report_evaluation import generate_reports, report_losses, score_reports
+from securemed.models.early_stopping import run_epochs
 from securemed.models.report_checkpoint import load_report_checkpoint
 from securemed.models.report_generator import ReportGenerator
-from securemed.models.snapshot import snapshot_weights
 from securemed.privacy.local_training import LARGEST_ALPHA_WARNING
 from securemed.report_training.config import (
     OptimisationConfig,
@@ -242,21 +241,17 @@ def train_member_model(study: ReportStudy, variant: str, index: int) -> MemberOu
             epochs=settings.epochs,
             privacy=privacy,
         )
-        best_loss, best_epoch, best_state = math.inf, 0, snapshot_weights(model)
-        epoch = 0
-        for epoch in range(1, settings.epochs + 1):
-            trainer.train_epoch()
-            if settings.patience is None:
-                best_epoch = epoch
-                continue
-            loss = float(np.mean(_losses(model, tokenizer, study.validation, config)))
-            if loss < best_loss:
-                best_loss, best_epoch, best_state = loss, epoch, snapshot_weights(model)
-            elif epoch - best_epoch >= settings.patience:
-                break
+        run = run_epochs(
+            model,
+            epochs=settings.epochs,
+            train_epoch=trainer.train_epoch,
+            validation_loss=lambda: float(
+                np.mean(_losses(model, tokenizer, study.validation, config))
+            ),
+            patience=settings.patience,
+        )
         epsilon = trainer.epsilon() if privacy is not None else None
-    if settings.patience is not None:
-        model.load_state_dict(best_state)
+    model.load_state_dict(run.state)
     return MemberOutcome(
         variant=variant,
         index=index,
@@ -264,8 +259,8 @@ def train_member_model(study: ReportStudy, variant: str, index: int) -> MemberOu
         utility=_clinical_f1(model, tokenizer, study.test, config),
         epsilon=epsilon,
         noise_multiplier=trainer.noise_multiplier,
-        epochs_run=epoch,
-        best_epoch=best_epoch,
+        epochs_run=run.epochs_run,
+        best_epoch=run.best_epoch,
         seconds=time.perf_counter() - started,
         pid=os.getpid(),
     )

@@ -19,7 +19,6 @@ re-trained exactly; this is a reproducibility seed, not cryptographic randomness
 from __future__ import annotations
 
 import copy
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from securemed.config import DPSGDConfig
 from securemed.errors import ConfigError
-from securemed.models.snapshot import snapshot_weights
+from securemed.models.early_stopping import run_epochs
 from securemed.notes_lm.model import EncodedNotes, notes_nll, per_note_nll, set_dropout
 from securemed.privacy.dp_steps import empty_private_step
 from securemed.privacy.local_training import noise_multiplier_for
@@ -117,26 +116,28 @@ def fine_tune(
         spent, sigma, run_epoch = _private_epochs(
             model, optimizer, dataset, recipe, recipe.privacy, sampling, seed
         )
-    best_nll, best_epoch, best_state = math.inf, 0, snapshot_weights(model)
-    epoch = 0
-    for epoch in range(1, recipe.epochs + 1):
-        run_epoch()
-        score = float(np.mean(notes_nll(model, validation)))
+
+    def report(epoch: int, nll: float) -> None:
         if progress is not None:
-            progress(epoch, recipe.epochs, score)
-        if recipe.patience is None or score < best_nll:
-            best_nll, best_epoch, best_state = score, epoch, snapshot_weights(model)
-        elif epoch - best_epoch >= recipe.patience:
-            break
+            progress(epoch, recipe.epochs, nll)
+
+    run = run_epochs(
+        model,
+        epochs=recipe.epochs,
+        train_epoch=run_epoch,
+        validation_loss=lambda: float(np.mean(notes_nll(model, validation))),
+        patience=recipe.patience,
+        after_epoch=report,
+    )
     epsilon = None
     if spent is not None:
         assert recipe.privacy is not None
         epsilon = spent(recipe.privacy.delta)
     return FineTuneResult(
-        state=best_state,
-        epochs_run=epoch,
-        best_epoch=best_epoch,
-        validation_nll=best_nll,
+        state=run.state,
+        epochs_run=run.epochs_run,
+        best_epoch=run.best_epoch,
+        validation_nll=run.best_loss,
         epsilon=epsilon,
         noise_multiplier=sigma,
         seconds=time.perf_counter() - started,
