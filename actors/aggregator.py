@@ -74,10 +74,10 @@ class Aggregator:
     async def wait_for_hospitals(self, count: int, timeout_s: float) -> tuple[str, ...]:
         return await self._server.wait_for_hospitals(count, timeout_s=timeout_s)
 
-    async def run_round(self, deadline_s: float, exclude: Sequence[str] = ()) -> dict[str, Any]:
+    async def run_round(self, deadline_s: float) -> dict[str, Any]:
         """Run one round; returns its outcome and the new global model."""
         started = time.perf_counter()
-        outcome: RoundOutcome = await self._server.run_round(deadline_s=deadline_s, exclude=exclude)
+        outcome: RoundOutcome = await self._server.run_round(deadline_s=deadline_s)
         seconds = time.perf_counter() - started
         self._metrics.record(outcome, seconds=seconds)
         flagged = list(outcome.anomalies.flagged) if outcome.anomalies else []
@@ -89,17 +89,17 @@ class Aggregator:
             selected=list(outcome.selected),
             participants=list(outcome.participants),
             missing=list(outcome.missing),
-            excluded_for_budget=list(exclude),
+            declined=list(outcome.declined),
             aborted=outcome.aborted is not None,
             flagged=flagged,
         )
-        for hospital in flagged:
+        for source in flagged:  # a hospital, or a secure bucket's hospitals joined by "+"
             assert outcome.anomalies is not None
-            z_score = float(outcome.anomalies.z_scores[hospital])
+            z_score = float(outcome.anomalies.z_scores[source])
             self._audit.append(
                 "update_norm_anomaly",
                 round=outcome.round,
-                hospital=hospital,
+                source=source,
                 z_score=round(z_score, 3) if math.isfinite(z_score) else None,
             )
         return {

@@ -1,10 +1,10 @@
 """The hospital actor: holds one hospital's images and runs its federated loop.
 
 Its images are rendered or loaded inside the actor and never leave it; only updates go out,
-over gRPC with mutual TLS, through the same client a real hospital uses. Before any byte of an
-update leaves, the privacy it cost is written to the federation's ledger (write-ahead): a crash
-after that point still counts the spend. ``max_concurrency=2`` (set by the job) lets the job
-read the privacy accountant while ``run`` is busy in the loop.
+over gRPC with mutual TLS, through the same client a real hospital uses. Everything about its
+privacy (its own ledger, written before any byte of an update leaves; its budget; its policy;
+its secret noise) is the core :class:`~securemed.hospital.HospitalSite`, the same object
+``python -m securemed.hospital`` runs: the actor only hosts it.
 
 A hospital configured with an attack misbehaves on purpose (robustness experiments): label
 flipping poisons its data at start, the update attacks rewrite each update before it leaves.
@@ -24,12 +24,10 @@ import torch
 
 from securemed.aggregation import flatten_updates
 from securemed.attacks import DataAttack, LittleIsEnough, UpdateAttack, build_attack
-from securemed.config import AttackConfig, PrivacyConfig, TrainingConfig
+from securemed.config import AttackConfig, JobConfig
 from securemed.data.sources import ImageSource
-from securemed.hospital import HospitalSummary, run_hospital
-from securemed.models import build_model
+from securemed.hospital import HospitalSite, HospitalSummary
 from securemed.pki import FederationIdentity
-from securemed.privacy import LocalResult, LocalTrainer, PrivacyLedger
 from securemed.transport.client import FederationClient
 
 log = logging.getLogger(__name__)
@@ -40,51 +38,42 @@ _ALIE_MEMORY = 3
 
 @ray.remote
 class HospitalNode:
-    """One hospital: its partition of the data and a DP trainer that persists across rounds."""
+    """One hospital: its partition of the data and the site that trains and accounts it."""
 
     def __init__(
         self,
         *,
         identity: FederationIdentity,
+        config: JobConfig,
         source: ImageSource,
         indices: np.ndarray,
-        training: TrainingConfig,
-        privacy: PrivacyConfig,
-        total_rounds: int,
-        seed: int,
         run_id: str,
-        ledger: Path,
-        accountant_state: dict[str, Any] | None = None,
+        run_folder: Path,
         attacks: Sequence[AttackConfig] = (),
-        hospitals: int = 1,
     ) -> None:
         torch.set_num_threads(1)  # hospitals share the node's cores; one thread each
         self._identity = identity
-        self._privacy = privacy
-        self._run_id = run_id
-        self._ledger_path = ledger
-        images = torch.from_numpy(source.images("train", indices))
         labels = source.labels("train")[indices]
         self._update_attacks: list[UpdateAttack] = []
         for attack in attacks:
-            built = build_attack(attack.attack, **self._attack_params(attack, hospitals, attacks))
+            params = self._attack_params(attack, config.federation.hospitals, attacks)
+            built = build_attack(attack.attack, **params)
             if isinstance(built, DataAttack):
                 labels = built.apply(labels)
             else:
                 self._update_attacks.append(built)
         self._honest: deque[torch.Tensor] = deque(maxlen=_ALIE_MEMORY)
-        model = build_model(training.model, num_classes=labels.shape[1])
-        self._num_samples = len(indices)
-        self._trainer = LocalTrainer(
-            model,
-            images,
-            torch.from_numpy(labels),
-            training=training,
-            privacy=privacy,
-            total_rounds=total_rounds,
-            seed=seed,
-            accountant_state=accountant_state,
-            patient_ids=source.patient_ids("train")[indices] if privacy.unit == "patient" else None,
+        self._site = HospitalSite(
+            config,
+            hospital=identity.name,
+            images=torch.from_numpy(source.images("train", indices)),
+            labels=labels,
+            patient_ids=source.patient_ids("train")[indices]
+            if config.privacy.unit == "patient"
+            else None,
+            run_id=run_id,
+            data_file=config.data.path,
+            run_folder=run_folder,
         )
 
     @staticmethod
@@ -101,46 +90,10 @@ class HospitalNode:
 
     def run(self, target: str, max_message_bytes: int, server_name: str) -> HospitalSummary:
         """Take part in the federation at ``target`` until it finishes."""
-        with (
-            FederationClient(
-                target, self._identity, max_message_bytes=max_message_bytes, server_name=server_name
-            ) as client,
-            PrivacyLedger(self._ledger_path) as ledger,
-        ):
-            budget = self._privacy.budget
-
-            def reserve(round_number: int, result: LocalResult) -> None:
-                if result.epsilon is None:
-                    return
-                ledger.reserve(
-                    run_id=self._run_id,
-                    hospital=self._identity.name,
-                    round_number=round_number,
-                    mechanism="dp-sgd",
-                    cumulative_epsilon=result.epsilon,
-                    delta=self._privacy.delta,
-                    privacy_unit=result.privacy_unit,
-                    accountant=self._privacy.accountant,
-                    budget_epsilon=budget,
-                )
-
-            def released(round_number: int, result: LocalResult) -> None:
-                if result.epsilon is not None:
-                    ledger.commit(
-                        run_id=self._run_id,
-                        hospital=self._identity.name,
-                        round_number=round_number,
-                        mechanism="dp-sgd",
-                    )
-
-            return run_hospital(
-                client,
-                self._trainer,
-                num_samples=self._num_samples,
-                before_release=reserve,
-                on_round=released,
-                tamper=self._tamper if self._update_attacks else None,
-            )
+        with FederationClient(
+            target, self._identity, max_message_bytes=max_message_bytes, server_name=server_name
+        ) as client:
+            return self._site.run(client, tamper=self._tamper if self._update_attacks else None)
 
     def _tamper(self, update: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Rewrite an honest update. ALIE estimates the benign statistics from this hospital's
@@ -156,22 +109,6 @@ class HospitalNode:
                 update = attack.apply(update)
         return update
 
-    def epsilon(self) -> float | None:
-        """Privacy spent so far (cumulative, at the configured delta); None without DP."""
-        return self._trainer.epsilon
-
-    def privacy_state(self) -> dict[str, Any]:
-        """The accountant's history, checkpointed so a resumed run never resets epsilon."""
-        return self._trainer.accountant_state()
-
-    def round_plan(self) -> tuple[float, float, int]:
-        """(noise multiplier, sample rate, steps) of the next round, for the budget check."""
-        return self._trainer.round_plan()
-
-    def raise_noise(self, noise_multiplier: float) -> None:
-        self._trainer.raise_noise(noise_multiplier)
-
-    def account_unrecorded_rounds(self, count: int) -> float | None:
-        """Add ``count`` rounds the ledger shows spent but the checkpoint missed (a crash)."""
-        self._trainer.account_unrecorded_rounds(count)
-        return self._trainer.epsilon
+    def stop(self) -> None:
+        """Close the hospital's ledger (every committed row is already on disk)."""
+        self._site.close()

@@ -60,7 +60,7 @@ def measure_dp_step(
                 training=training,
                 privacy=privacy,
                 total_rounds=1,
-                seed=seed,
+                insecure_seed=seed,
                 grad_sample_mode=grad_sample_mode,
             )
 

@@ -65,9 +65,6 @@ def measure_round(
             report = HospitalReport(
                 num_samples=result.num_samples,
                 epsilon=result.epsilon,
-                train_seconds=result.train_seconds,
-                serialize_seconds=0.0,
-                loss=result.loss,
                 update_bytes=0,
             )
             timing = client.submit_update(1, update, report)
@@ -171,7 +168,7 @@ def _hospitals(
                 training=TrainingConfig(model=model_name, batch_size=64),
                 privacy=PrivacyConfig(target_epsilon=8.0),
                 total_rounds=5,
-                seed=seed + i,
+                insecure_seed=seed + i,
             )
         )
     return initial, trainers

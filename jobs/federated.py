@@ -7,19 +7,24 @@
 Reads as the story of a run: validate the config, connect to Ray (or start a local one), make
 (or load) the federation's certificates, split the training set across hospital actors, start
 the aggregator's gRPC server (mutual TLS 1.3, secure aggregation by default), run the rounds
-(asking the privacy ledger's budget orchestrator before each, evaluating and checkpointing
-after), train the central non-DP baseline on the same data, then write metrics.json, a
-checkpoint per round, progress.png, the privacy ledger and the audit log to the output folder.
+(evaluating and checkpointing after each), train the central non-DP baseline on the same
+data, then write metrics.json, a checkpoint per round, progress.png and the audit log to the
+output folder.
 
-A crash never lets a hospital overspend: each hospital writes its round's epsilon to the ledger
-before its update leaves, and ``--resume`` charges any round the ledger shows spent but the
-last checkpoint missed, and does not repeat it.
+Privacy is each hospital's own business, decided by the core hospital loop it shares with
+``python -m securemed.hospital``: its own ledger (for generated data, which is public by
+construction, one per hospital under ``privacy/`` in the run folder; for a real data file, in
+its state folder, shared by every run on that data), its budget, its policy, its secret noise.
+This job only wires actors together and reads what the aggregator sees and what hospitals
+publish. A crash never lets a hospital overspend: a hospital writes its round to its ledger
+before its update leaves, rebuilds its accountant from the ledger when it restarts, and sits
+out a round it had already reserved, so ``--resume`` neither charges a round twice nor
+skips one.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -50,17 +55,10 @@ from securemed.federation.results import (
 )
 from securemed.models import build_model
 from securemed.pki import PkiLayout, init_pki, load_identity
-from securemed.privacy import (
-    BudgetOrchestrator,
-    PrivacyBudget,
-    PrivacyLedger,
-    RoundPlan,
-    project_epsilon,
-    train_central,
-)
+from securemed.privacy import train_central
+from securemed.privacy.randomness import NOT_A_GUARANTEE
 from securemed.transport import CIPHER_SUITES_VARIABLE, TLS12_DISABLED_SUITES
 
-LEDGER_FILE = "privacy-ledger.sqlite"
 AUDIT_FILE = "audit.jsonl"
 JOIN_TIMEOUT_S = 600.0
 #: every actor that speaks gRPC gets the TLS 1.3-only setting before it imports grpc
@@ -141,7 +139,6 @@ def start_hospitals(
     config: JobConfig,
     source: ImageSource,
     partitions: list[np.ndarray],
-    privacy_states: dict[str, Any],
     pki: PkiLayout,
     output: Path,
 ) -> dict[str, Any]:
@@ -153,156 +150,39 @@ def start_hospitals(
             num_cpus=share, max_concurrency=2, name=None, runtime_env=GRPC_ENV
         ).remote(
             identity=load_identity(pki, name),
+            config=config,
             source=source,
             indices=indices,
-            training=config.training,
-            privacy=config.privacy,
-            total_rounds=config.federation.rounds,
-            seed=config.federation.seed * 1000 + i,
             run_id=output.name,
-            ledger=output / LEDGER_FILE,
-            accountant_state=privacy_states.get(name),
+            run_folder=output,
             attacks=[a for a in config.attacks if a.hospital == i + 1],
-            hospitals=len(names),
         )
         for i, (name, indices) in enumerate(zip(names, partitions, strict=True))
     }
 
 
-def budget_decisions(
-    config: JobConfig,
-    orchestrator: BudgetOrchestrator,
-    hospitals: dict[str, Any],
-    round_number: int,
-) -> list[str]:
-    """Ask the ledger who may take part in the round; returns the hospitals to exclude.
+def round_record(result: dict[str, Any], test_metrics: dict[str, Any]) -> dict[str, Any]:
+    """One round as the aggregator saw it: who took part, what it cost, how good the model is.
 
-    A hospital whose projected epsilon after the round would pass its budget sits it out, or,
-    with ``on_budget_exhausted: raise_noise``, trains with the smallest noise that fits.
+    Epsilons are what each hospital reported with its update (computed from public values);
+    nothing here comes from inside a hospital.
     """
-    names = list(hospitals)
-    states = ray.get([hospitals[n].privacy_state.remote() for n in names])
-    plans = ray.get([hospitals[n].round_plan.remote() for n in names])
-    decisions = orchestrator.decide(
-        round_number,
-        {
-            name: RoundPlan.from_accountant_state(
-                state,
-                accountant=config.privacy.accountant,
-                noise_multiplier=plan[0],
-                sample_rate=plan[1],
-                steps=plan[2],
-            )
-            for name, state, plan in zip(names, states, plans, strict=True)
-        },
-    )
-    excluded = []
-    for name, decision in decisions.items():
-        if decision.action == "raise_noise":
-            ray.get(hospitals[name].raise_noise.remote(decision.noise_multiplier))
-            print(f"  {name}: noise raised to {decision.noise_multiplier:.3f} to stay in budget")
-        elif decision.action == "exclude":
-            excluded.append(name)
-            print(f"  {name}: sits round {round_number} out ({decision.reason})", flush=True)
-    return excluded
-
-
-def reserve_client_dp(
-    config: JobConfig, ledger: PrivacyLedger, run_id: str, names: list[str], round_number: int
-) -> dict[str, float]:
-    """Client-level DP: write each hospital's epsilon after this round before the round runs.
-
-    Each round releases one sum carrying Gaussian noise of ``z * norm_bound``, while one
-    hospital's (norm-bounded) update moves it by at most ``norm_bound``: a Gaussian mechanism
-    with noise multiplier ``z`` per round, composed over rounds by the accountant. No
-    amplification by sampling is claimed (selection is seeded, not secret), and every hospital
-    that may be selected is charged, so the figure is an upper bound. It protects a hospital's
-    whole data set, so every patient in it.
-    """
-    z = config.secure_aggregation.client_dp_noise_multiplier
-    assert z is not None
-    spent = {}
-    for name in names:
-        rounds = sum(
-            1
-            for entry in ledger.history(run_id=run_id, hospital=name, mechanism="client-dp")
-            if entry.counted
-        )
-        epsilon = project_epsilon(
-            [(z, 1.0, rounds)] if rounds else [],
-            noise_multiplier=z,
-            sample_rate=1.0,
-            steps=1,
-            delta=config.privacy.delta,
-            accountant=config.privacy.accountant,
-        )
-        ledger.reserve(
-            run_id=run_id,
-            hospital=name,
-            round_number=round_number,
-            mechanism="client-dp",
-            cumulative_epsilon=epsilon,
-            delta=config.privacy.delta,
-            privacy_unit="patient",
-            accountant=config.privacy.accountant,
-        )
-        spent[name] = epsilon
-    return spent
-
-
-def reconcile_with_ledger(
-    ledger: PrivacyLedger, run_id: str, hospitals: dict[str, Any], completed: int
-) -> int:
-    """After a crash: charge the rounds the ledger shows spent past the checkpoint.
-
-    Returns the rounds to count as completed: a round whose privacy was spent is not run
-    again (its update may have been released), even though its model update was lost.
-    """
-    last = completed
-    for name, actor in hospitals.items():
-        spent_rounds = {
-            entry.round
-            for entry in ledger.history(run_id=run_id, hospital=name, mechanism="dp-sgd")
-            if entry.counted and entry.round > completed
-        }
-        if spent_rounds:
-            epsilon = ray.get(actor.account_unrecorded_rounds.remote(len(spent_rounds)))
-            print(
-                f"  {name}: charged {len(spent_rounds)} round(s) spent before the crash "
-                f"(epsilon now {epsilon:.2f})",
-                flush=True,
-            )
-            last = max(last, *spent_rounds)
-    return last
-
-
-def round_record(
-    result: dict[str, Any], test_metrics: dict[str, Any], epsilons: dict[str, float | None]
-) -> dict[str, Any]:
     outcome = result["outcome"]
-    reports = outcome.reports.values()
+    reports = outcome.reports
     return {
         "round": outcome.round,
         "participants": list(outcome.participants),
         "selected": list(outcome.selected),
+        "declined": list(outcome.declined),
         "missed_deadline": list(outcome.missing),
         "aborted": outcome.aborted,
         "flagged_update_norms": list(outcome.anomalies.flagged) if outcome.anomalies else [],
         "secure_buckets": [list(bucket) for bucket in outcome.buckets],
         "test": test_metrics,
-        "epsilon": epsilons,
+        "epsilon": {name: report.epsilon for name, report in reports.items()},
         "seconds": result["seconds"],
-        "update_bytes": sum(report.update_bytes for report in reports),
-        "time_split": {
-            "local_training_s": max((r.train_seconds for r in reports), default=0.0),
-            "serialization_s": max((r.serialize_seconds for r in reports), default=0.0),
-            "aggregation_s": outcome.aggregation_seconds,
-        },
-        # NaN (every Poisson batch empty, tiny data sets only) is not JSON: record it as null.
-        "train_loss": {
-            name: None if math.isnan(report.loss) else report.loss
-            for name, report in outcome.reports.items()
-        },
+        "update_bytes": sum(report.update_bytes for report in reports.values()),
+        "aggregation_seconds": outcome.aggregation_seconds,
     }
 
 
@@ -340,38 +220,24 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
     checkpoint = latest_checkpoint(output) if resume else None
     if checkpoint:
         completed, saved = checkpoint
-        global_state, records = saved["global_state"], saved["rounds"]
-        privacy_states, initial_test = saved["privacy"], saved["initial_test"]
+        global_state, records, initial_test = (
+            saved["global_state"],
+            saved["rounds"],
+            saved["initial_test"],
+        )
         print(f"resuming after round {completed} from {output}", flush=True)
     else:
-        completed, records, privacy_states = 0, [], {}
+        completed, records = 0, []
         global_state = initial_model_state(config, len(class_names))
         initial_test = evaluate_state(config, global_state, test, class_names)
+    if config.privacy.insecure_reproducible_seed is not None:
+        print(f"warning: {NOT_A_GUARANTEE}", flush=True)
 
     names = hospital_names(config.federation.hospitals)
     pki = federation_pki(config, output)
-    ledger = PrivacyLedger(output / LEDGER_FILE)
-    run_id = output.name
-    hospitals = start_hospitals(config, source, partitions, privacy_states, pki, output)
-    if resume:
-        lost_from = completed
-        completed = reconcile_with_ledger(ledger, run_id, hospitals, completed)
-        lost_rounds = list(range(lost_from + 1, completed + 1))
-        if lost_rounds:
-            print(f"rounds {lost_rounds} spent privacy before the crash; not repeated", flush=True)
-    orchestrator = (
-        BudgetOrchestrator(
-            ledger,
-            {name: PrivacyBudget(config.privacy.budget, config.privacy.delta) for name in names},
-            run_id=run_id,
-            privacy_unit=config.privacy.unit,
-            accountant=config.privacy.accountant,
-            raise_noise=config.privacy.on_budget_exhausted == "raise_noise",
-        )
-        if config.privacy.budget is not None
-        else None
-    )
-    client_dp = config.secure_aggregation.client_dp_noise_multiplier is not None
+    # Each hospital rebuilds its accountant from its own ledger: after a crash it continues
+    # from what it reserved, and sits out any round it had already reserved.
+    hospitals = start_hospitals(config, source, partitions, pki, output)
     max_message_bytes = config.federation.max_message_mb * 1024 * 1024
     aggregator = Aggregator.options(num_cpus=0.25, runtime_env=GRPC_ENV).remote(
         hospitals=names,
@@ -402,52 +268,25 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
             raise SecureMedError(f"a hospital failed before the first round: {error}") from None
     ray.get(join)
 
-    for number in range(completed + 1, config.federation.rounds + 1):
-        excluded = budget_decisions(config, orchestrator, hospitals, number) if orchestrator else []
-        if len(excluded) == len(names):
-            print(f"every hospital has spent its privacy budget; stopping before round {number}")
-            break
-        eligible = [name for name in names if name not in excluded]
-        charged = reserve_client_dp(config, ledger, run_id, eligible, number) if client_dp else {}
-        result = ray.get(aggregator.run_round.remote(config.federation.round_deadline_s, excluded))
-        for name in charged:
-            ledger.commit(run_id=run_id, hospital=name, round_number=number, mechanism="client-dp")
+    for _ in range(completed + 1, config.federation.rounds + 1):
+        result = ray.get(aggregator.run_round.remote(config.federation.round_deadline_s))
         global_state = result["global_state"]
-        privacy_states = dict(
-            zip(names, ray.get([h.privacy_state.remote() for h in hospitals.values()]), strict=True)
-        )
-        epsilons = dict(
-            zip(names, ray.get([h.epsilon.remote() for h in hospitals.values()]), strict=True)
-        )
-        record = round_record(
-            result, evaluate_state(config, global_state, test, class_names), epsilons
-        )
+        record = round_record(result, evaluate_state(config, global_state, test, class_names))
         records.append(record)
         print_round(record, config.federation.rounds)
         save_checkpoint(
             output,
             record["round"],
-            {
-                "global_state": global_state,
-                "rounds": records,
-                "privacy": privacy_states,
-                "initial_test": initial_test,
-            },
+            {"global_state": global_state, "rounds": records, "initial_test": initial_test},
         )
         write_json(output / "metrics.json", {"initial": {"test": initial_test}, "rounds": records})
 
     ray.get(aggregator.finish.remote())
     summaries = ray.get(runs)
     ray.get(aggregator.stop.remote())
+    ray.get([actor.stop.remote() for actor in hospitals.values()])
     for actor in [*hospitals.values(), aggregator]:
         ray.kill(actor)
-    ledger_spent = {
-        name: ledger.spent(run_id=run_id, hospital=name, mechanism="dp-sgd") for name in names
-    }
-    client_spent = {
-        name: ledger.spent(run_id=run_id, hospital=name, mechanism="client-dp") for name in names
-    }
-    ledger.close()
 
     baseline = None
     if config.baseline.enabled:
@@ -458,6 +297,8 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
         )
         baseline = evaluate_state(config, baseline_state, test, class_names)
 
+    accounting = {summary.hospital: summary.accounting for summary in summaries}
+    guarantee = config.privacy.insecure_reproducible_seed is None
     metrics = {
         "initial": {"test": initial_test},
         "rounds": records,
@@ -469,9 +310,20 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
             "accountant": config.privacy.accountant,
             "unit": config.privacy.unit,
             "budget_epsilon": config.privacy.budget,
-            "epsilon": records[-1]["epsilon"] if records else {},
-            "ledger_epsilon": ledger_spent,
-            "client_level_epsilon": client_spent if client_dp else None,
+            "epsilon_is_guarantee": guarantee,
+            **({} if guarantee else {"warning": NOT_A_GUARANTEE}),
+            # each hospital's lifetime epsilon on its data, from its own ledger
+            "epsilon": {
+                name: entry["epsilon"] if entry else None for name, entry in accounting.items()
+            },
+            "client_level_epsilon": {
+                name: entry["client_level_epsilon"] if entry else None
+                for name, entry in accounting.items()
+            }
+            if config.secure_aggregation.client_dp_noise_multiplier is not None
+            else None,
+            # what each hospital publishes to let anyone recompute its epsilon
+            "hospitals": accounting,
         },
         "secure_aggregation": config.secure_aggregation.enabled,
         "aggregation_rule": config.robust.rule,
@@ -480,6 +332,7 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
                 "rounds_submitted": s.rounds_submitted,
                 "rounds_missed": s.rounds_missed,
                 "rounds_aborted": s.rounds_aborted,
+                "rounds_declined": s.rounds_declined,
             }
             for s in summaries
         },
@@ -509,6 +362,8 @@ def print_summary(metrics: dict[str, Any], output: Path) -> None:
         print(
             f"epsilon {hospital}: {shown} at delta {privacy['delta']:g} ({privacy['unit']}-level)"
         )
+    if not privacy["epsilon_is_guarantee"]:
+        print(f"warning: {NOT_A_GUARANTEE}")
     print(f"wall time: {metrics['wall_seconds']:.1f} s")
     print(f"results: {output}/metrics.json, {output}/progress.png, {output}/checkpoints/")
 

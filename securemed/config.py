@@ -111,6 +111,31 @@ class PrivacyConfig(DPSGDConfig):
         description="a hospital that would overspend sits the round out, or trains with more "
         "noise (the smallest multiplier that fits the budget)",
     )
+    dataset_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="the ledger key of the hospital's data: every run on it spends one lifetime "
+        "budget; default: the data file's SHA-256, or one run only for generated data",
+    )
+    state_dir: Path = Field(
+        default=Path("var/privacy"),
+        description="where a hospital keeps its privacy ledger for real data (outside runs/, "
+        "on the hospital's own machine)",
+    )
+    public_dataset_size: bool = Field(
+        default=True,
+        description="the hospital's record count is public, as DP-SGD accounting assumes: it is "
+        "sent for FedAvg weighting. false: neither the count nor the epsilon (a function of "
+        "it through the sampling rate) leaves, and hospitals are weighted equally",
+    )
+    insecure_reproducible_seed: int | None = Field(
+        default=None,
+        ge=0,
+        description="experiments and tests only: DP noise and sampling follow from this seed, "
+        "so anyone holding the config can regenerate them and the epsilon is no guarantee "
+        "(results say so). null (the default): fresh OS randomness every step",
+    )
 
     @property
     def budget(self) -> float | None:
@@ -136,7 +161,14 @@ class SecureAggregationConfig(StrictConfig):
     client_dp_noise_multiplier: float | None = Field(
         default=None,
         gt=0.0,
-        description="client-level DP: the sum carries N(0, (z * norm_bound)^2) noise",
+        description="client-level DP: the released sum carries integer Skellam noise of "
+        "standard deviation z times one hospital's integer sensitivity",
+    )
+    client_dp_budget_epsilon: float | None = Field(
+        default=None,
+        gt=0.0,
+        description="client-level DP: each hospital's lifetime budget for it; null records "
+        "the spend without a cap",
     )
     bucket_size: int | None = Field(
         default=None, ge=2, description="secure bucketing: robust rules compare bucket means"

@@ -6,17 +6,30 @@ an image, only the difference between its trained weights and the round's global
 A round that closes before the hospital is done (it missed the deadline) is skipped, not
 fatal: the hospital waits for the next one; so is a secure round that was aborted.
 
-Under secure aggregation (the round status carries a secure assignment) the update never leaves
-in the clear: it is bounded in norm, noised for client-level DP if asked, quantized and masked
-(:func:`secure_submit`), and the aggregator learns only its bucket's sum.
+The hospital trusts only its own machine, its own config and the federation CA. So the loop,
+not the aggregator or the job, decides for it (:class:`HospitalPolicy`,
+:class:`~securemed.privacy.hospital_privacy.HospitalPrivacy`):
+
+* a round weaker than its own policy (in the clear when it requires secure aggregation, with
+  fewer survivors than it demands) is declined, with a log line and no upload;
+* a round its privacy budget cannot afford is declined; one it can afford only with more noise
+  is trained with more noise;
+* the round's privacy is written to its own ledger before any byte of the update leaves;
+* what leaves besides the (masked) update is public: the record count if declared public, the
+  epsilon (computed from noise, sampling rate and steps) and the privacy unit. Never the loss,
+  the norm of the raw update or how long training took.
+
+Under secure aggregation the update is bounded in norm (the hospital's own bound), quantized,
+noised for client-level DP with the hospital's own settings, and masked
+(:func:`secure_submit`); the aggregator learns only its bucket's sum.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import secrets
 import sys
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,16 +39,25 @@ import numpy as np
 import torch
 
 from securemed.aggregation import flatten_updates
-from securemed.config import DataConfig, load_config
+from securemed.config import DataConfig, JobConfig, load_config
 from securemed.data.from_config import build_source
-from securemed.errors import FederationFinished, RoundAborted, SecureMedError, StaleRound
+from securemed.errors import (
+    FederationFinished,
+    RoundAborted,
+    SecureMedError,
+    StaleRound,
+)
 from securemed.federation.coordinator import HospitalReport, Phase, RoundView
 from securemed.federation.secure_round import prepare_update
 from securemed.models import build_model
 from securemed.pki import read_identity
-from securemed.privacy import LocalResult, LocalTrainer
+from securemed.privacy import LocalResult, LocalTrainer, PrivacyLedger
+from securemed.privacy.client_dp import ClientDPPolicy, client_dp_policy
+from securemed.privacy.hospital_privacy import HospitalPrivacy, ledger_place
+from securemed.privacy.patient_level import PrivacyUnit
+from securemed.privacy.randomness import NOT_A_GUARANTEE, NoiseSource
 from securemed.secagg import SecAggClient
-from securemed.transport.client import FederationClient
+from securemed.transport.client import DeclineReason, FederationClient
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +66,10 @@ class RoundTrainer(Protocol):
     """What the loop needs from a trainer (``securemed.privacy.LocalTrainer`` is one)."""
 
     def train_round(self, global_state: Mapping[str, torch.Tensor]) -> LocalResult: ...
+
+    def round_plan(self) -> tuple[float, float, int]: ...
+
+    def raise_noise(self, noise_multiplier: float) -> None: ...
 
 
 @dataclass
@@ -54,12 +80,60 @@ class HospitalSummary:
     rounds_submitted: list[int] = field(default_factory=list)
     rounds_missed: list[int] = field(default_factory=list)
     rounds_aborted: list[int] = field(default_factory=list)
+    rounds_declined: list[int] = field(default_factory=list)
     epsilon: float | None = None
+    #: what the hospital publishes about its privacy at the end (:meth:`HospitalSite.accounting`)
+    accounting: dict[str, object] | None = None
 
 
-#: called with (round, result) after training and before any byte of the update leaves: the
-#: privacy ledger's write-ahead entry goes here, and may refuse the release by raising
-ReleaseGuard = Callable[[int, LocalResult], None]
+@dataclass(frozen=True)
+class HospitalPolicy:
+    """What a hospital demands of a round, from its own config (never from the aggregator).
+
+    Attributes:
+        require_secure: refuse a round that would take the update in the clear.
+        min_survivors: refuse a secure round that would unmask fewer sums than this.
+        norm_bound: the L2 bound the hospital scales its update to before masking.
+        client_dp: its client-level DP noise, if it adds any.
+        public_dataset_size: whether its record count (and so its epsilon) may leave.
+    """
+
+    require_secure: bool = False
+    min_survivors: int | None = None
+    norm_bound: float | None = None
+    client_dp: ClientDPPolicy | None = None
+    public_dataset_size: bool = True
+
+    @classmethod
+    def from_config(cls, config: JobConfig) -> HospitalPolicy:
+        secure = config.secure_aggregation
+        client_dp = client_dp_policy(secure, delta=config.privacy.delta) if secure.enabled else None
+        return cls(
+            require_secure=secure.enabled,
+            min_survivors=max(
+                secure.min_survivors or 0, client_dp.min_survivors if client_dp else 0
+            )
+            or None,
+            norm_bound=secure.norm_bound,
+            client_dp=client_dp,
+            public_dataset_size=config.privacy.public_dataset_size,
+        )
+
+    def refusal(self, view: RoundView) -> str | None:
+        """Why this round is weaker than the policy; ``None`` when it is not."""
+        if view.secure is None:
+            return "the round is not secure, and this hospital requires secure aggregation" if (
+                self.require_secure
+            ) else None
+        asked = view.secure.params.min_survivors
+        if self.min_survivors is not None and asked < self.min_survivors:
+            return (
+                f"the round would unmask a sum of {asked} hospitals, fewer than the "
+                f"{self.min_survivors} this hospital requires"
+            )
+        return None
+
+
 #: rewrites the update before it leaves (a malicious hospital in robustness experiments)
 UpdateTamper = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
@@ -69,19 +143,28 @@ def secure_submit(
     view: RoundView,
     update: Mapping[str, torch.Tensor],
     report: HospitalReport,
+    *,
+    policy: HospitalPolicy | None = None,
+    noise_variance: float = 0.0,
+    randomness: NoiseSource | None = None,
 ) -> int:
     """Take the four secure-aggregation steps for ``update``; returns the bucket's sum size.
 
     The norm bound and the client-level DP noise are applied here, on the hospital, before
-    masking: the aggregator could not enforce either on a masked vector.
+    masking: the aggregator could not enforce either on a masked vector. The hospital refuses
+    to unmask a sum of fewer survivors than its policy demands.
     """
     assignment = view.secure
     if assignment is None:
         raise ValueError("the round does not use secure aggregation")
+    policy = policy if policy is not None else HospitalPolicy()
+    randomness = randomness if randomness is not None else NoiseSource()
     levels = prepare_update(
         flatten_updates([update])[0][0].numpy(),
-        assignment,
-        np.random.default_rng(secrets.randbits(128)),
+        assignment.params,
+        norm_bound=policy.norm_bound if policy.norm_bound is not None else assignment.norm_bound,
+        noise_variance=noise_variance,
+        rng=randomness.numpy_generator(),
     )
     params = assignment.params
     protocol = SecAggClient(client.hospital, assignment.info, params, client.identity)
@@ -96,12 +179,13 @@ def secure_submit(
         report,
         wait_s=step_s,
     )
+    if policy.min_survivors is not None and len(survivors) < policy.min_survivors:
+        raise RoundAborted(
+            f"round {view.round}: the aggregator asks to unmask a sum of {len(survivors)} "
+            f"hospitals, fewer than the {policy.min_survivors} this hospital requires; its "
+            "shares are withheld"
+        )
     return client.unmask(view.round, protocol.unmask(survivors, dropped))
-
-
-def _norm(update: Mapping[str, torch.Tensor]) -> float:
-    """L2 norm of a whole update, tensor by tensor (no flattened copy of the model)."""
-    return float(sum(float(t.double().pow(2).sum()) for t in update.values()) ** 0.5)
 
 
 def run_hospital(
@@ -109,17 +193,27 @@ def run_hospital(
     trainer: RoundTrainer,
     *,
     num_samples: int,
+    privacy: HospitalPrivacy | None = None,
+    policy: HospitalPolicy | None = None,
+    randomness: NoiseSource | None = None,
     poll_seconds: float = 10.0,
     on_round: Callable[[int, LocalResult], None] | None = None,
-    before_release: ReleaseGuard | None = None,
     tamper: UpdateTamper | None = None,
 ) -> HospitalSummary:
     """Take part in every round that selects this hospital until the federation finishes.
 
-    ``on_round(round, result)`` is called after each update the aggregator accepted.
+    Args:
+        num_samples: the hospital's record count (sent only when its policy declares it
+            public).
+        privacy: its ledger and budgets; ``None`` only for a trainer without any DP.
+        policy: what it demands of a round (default: nothing beyond the protocol).
+        randomness: where its rounding and client-level noise come from (default: the OS).
+        on_round: called with ``(round, result)`` after each update the aggregator accepted.
     """
+    policy = policy if policy is not None else HospitalPolicy()
+    randomness = randomness if randomness is not None else NoiseSource()
     summary = HospitalSummary(hospital=client.hospital)
-    client.join(num_samples=num_samples)
+    client.join(num_samples=num_samples if policy.public_dataset_size else 0)
     seen = 0
     while True:
         view = client.round_status(after_round=seen, wait_s=poll_seconds)
@@ -131,42 +225,252 @@ def run_hospital(
         if not view.selected:
             continue
         try:
+            refusal = policy.refusal(view)
+            if refusal is not None:
+                _decline(client, summary, view.round, "policy", refusal)
+                continue
             global_state = client.global_model(view.round)
+            dimension = sum(tensor.numel() for tensor in global_state.values())
+            noise_variance, why_not = _plan_round(view, dimension, trainer, privacy, policy)
+            if why_not is not None:
+                _decline(client, summary, view.round, "budget", why_not)
+                continue
             result = trainer.train_round(global_state)
-            # Privacy is spent once the trainer has run, whether or not the update arrives.
+            # Privacy is spent once the update may leave: written before any byte of it does.
             summary.epsilon = result.epsilon
-            if before_release is not None:
-                before_release(view.round, result)
+            if privacy is not None:
+                privacy.reserve(view.round, result.epsilon)
             update = {name: result.state[name] - global_state[name] for name in global_state}
             if tamper is not None:
                 update = tamper(update)
             report = HospitalReport(
-                num_samples=result.num_samples,
-                epsilon=result.epsilon,
-                train_seconds=result.train_seconds,
-                serialize_seconds=0.0,
-                loss=result.loss,
-                update_bytes=0,
-                update_norm=_norm(update),
+                num_samples=result.num_samples if policy.public_dataset_size else 0,
+                epsilon=result.epsilon if policy.public_dataset_size else None,
                 privacy_unit=result.privacy_unit,
             )
             if view.secure is not None:
-                secure_submit(client, view, update, report)
+                secure_submit(
+                    client,
+                    view,
+                    update,
+                    report,
+                    policy=policy,
+                    noise_variance=noise_variance,
+                    randomness=randomness,
+                )
             else:
                 client.submit_update(view.round, update, report)
         except StaleRound:
             log.warning("missed the round's deadline", extra={"round": view.round})
             summary.rounds_missed.append(view.round)
             continue
-        except RoundAborted:
-            log.warning("secure round aborted", extra={"round": view.round})
+        except RoundAborted as error:
+            log.warning("secure round aborted", extra={"round": view.round, "reason": str(error)})
             summary.rounds_aborted.append(view.round)
             continue
         except FederationFinished:
             return summary
+        if privacy is not None:
+            privacy.released(view.round)
         summary.rounds_submitted.append(view.round)
         if on_round is not None:
             on_round(view.round, result)
+
+
+def _plan_round(
+    view: RoundView,
+    dimension: int,
+    trainer: RoundTrainer,
+    privacy: HospitalPrivacy | None,
+    policy: HospitalPolicy,
+) -> tuple[float, str | None]:
+    """The round's client-level noise variance and why the budget says no (``None``: go).
+
+    Raises the trainer's noise when the budget orchestrator says that is what fits.
+    """
+    if privacy is None:
+        return 0.0, None
+    decision = privacy.decide(view.round, trainer.round_plan())
+    if decision is not None and not decision.participates:
+        return 0.0, decision.reason
+    noise_variance = 0.0
+    if view.secure is not None and policy.client_dp is not None:
+        parameters = policy.client_dp.round_parameters(
+            view.secure.params, dimension
+        )
+        policy.client_dp.check_ring(view.secure.params, parameters)
+        why_not = privacy.decide_client_dp(view.round, parameters)
+        if why_not is not None:
+            return 0.0, why_not
+        noise_variance = policy.client_dp.share_variance(parameters)
+    if decision is not None and decision.action == "raise_noise":
+        assert decision.noise_multiplier is not None
+        trainer.raise_noise(decision.noise_multiplier)
+        log.warning(
+            "noise raised to stay within the privacy budget",
+            extra={"round": view.round, "noise_multiplier": decision.noise_multiplier},
+        )
+    return noise_variance, None
+
+
+def _decline(
+    client: FederationClient,
+    summary: HospitalSummary,
+    round_number: int,
+    reason: DeclineReason,
+    why: str,
+) -> None:
+    """Sit the round out: say so to the aggregator (no upload) and in the log."""
+    log.warning("declined a round", extra={"round": round_number, "reason": reason, "why": why})
+    summary.rounds_declined.append(round_number)
+    client.decline(round_number, reason=reason)
+
+
+def insecure_seed_for(config: JobConfig, hospital: str) -> int | None:
+    """The hospital's stream in the insecure reproducible mode (``None``: OS randomness).
+
+    Distinct per hospital, so that no two share noise even in that mode."""
+    seed = config.privacy.insecure_reproducible_seed
+    if seed is None:
+        return None
+    state = np.random.SeedSequence([seed, zlib.crc32(hospital.encode())]).generate_state(1)
+    return int(state[0])
+
+
+class HospitalSite:
+    """Everything one hospital runs with, built from its own config and its own data.
+
+    The Ray actor and ``python -m securemed.hospital`` both build one, so both keep the same
+    ledger, enforce the same budget and policy, and draw noise the same way.
+
+    Args:
+        config: the hospital's own config.
+        hospital: its name (its certificate's common name).
+        images: its training images; ``labels``, multi-hot; ``patient_ids`` under
+            patient-level privacy.
+        run_id: the run's id (ledger rows of one run share it).
+        data_file: the real data file the images came from, or ``None`` for generated data.
+        run_folder: where a generated-data run keeps its ledger (``None``: the state folder).
+
+    Raises:
+        ConfigError, DataError: the config or data do not fit.
+        LedgerError: the hospital's ledger cannot be opened.
+        BudgetExhausted: earlier runs on the same data leave too little budget for this one.
+    """
+
+    def __init__(
+        self,
+        config: JobConfig,
+        *,
+        hospital: str,
+        images: torch.Tensor,
+        labels: np.ndarray,
+        patient_ids: np.ndarray | None,
+        run_id: str,
+        data_file: Path | None,
+        run_folder: Path | None,
+    ) -> None:
+        privacy_config = config.privacy
+        self.policy = HospitalPolicy.from_config(config)
+        insecure_seed = insecure_seed_for(config, hospital)
+        self.randomness = NoiseSource(insecure_seed)
+        self.num_samples = len(labels)
+        self.delta = privacy_config.delta
+        self.privacy: HospitalPrivacy | None = None
+        unit: PrivacyUnit = (
+            "patient" if privacy_config.unit == "patient" and patient_ids is not None else "record"
+        )
+        if privacy_config.enabled or self.policy.client_dp is not None:
+            self.place = ledger_place(
+                privacy_config,
+                hospital=hospital,
+                data_file=data_file,
+                run_folder=run_folder,
+                run_id=run_id,
+            )
+            self.privacy = HospitalPrivacy(
+                PrivacyLedger(self.place.path),
+                privacy=privacy_config,
+                hospital=hospital,
+                dataset_id=self.place.dataset_id,
+                run_id=run_id,
+                privacy_unit=unit,
+                secure_noise=insecure_seed is None,
+                client_dp=self.policy.client_dp,
+            )
+        try:
+            model = build_model(
+                config.training.model, num_classes=labels.shape[1], in_channels=images.shape[1]
+            )
+            self.trainer = LocalTrainer(
+                model,
+                images,
+                torch.from_numpy(labels),
+                training=config.training,
+                privacy=privacy_config,
+                total_rounds=config.federation.rounds,
+                insecure_seed=insecure_seed,
+                accountant_state=self.privacy.accountant_state() if self.privacy else None,
+                patient_ids=patient_ids if privacy_config.unit == "patient" else None,
+            )
+            if self.privacy is not None and privacy_config.enabled:
+                self.privacy.check_run(self.trainer.round_plan(), config.federation.rounds)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(
+        self,
+        client: FederationClient,
+        *,
+        poll_seconds: float = 10.0,
+        on_round: Callable[[int, LocalResult], None] | None = None,
+        tamper: UpdateTamper | None = None,
+    ) -> HospitalSummary:
+        """Take part in the federation behind ``client`` until it finishes."""
+        summary = run_hospital(
+            client,
+            self.trainer,
+            num_samples=self.num_samples,
+            privacy=self.privacy,
+            policy=self.policy,
+            randomness=self.randomness,
+            poll_seconds=poll_seconds,
+            on_round=on_round,
+            tamper=tamper,
+        )
+        summary.accounting = self.accounting()
+        return summary
+
+    def accounting(self) -> dict[str, object] | None:
+        """What the hospital publishes about its privacy: the mechanism of every counted round
+        on its data, the accountant, delta, and the ledger's spend (numbers only)."""
+        if self.privacy is None:
+            return None
+        state = self.privacy.accountant_state()
+        client_dp = self.policy.client_dp
+        return {
+            "dataset_id": self.privacy.dataset_id,
+            "ledger": str(self.privacy.ledger.path),
+            "accountant": state["mechanism"] if state else None,
+            "delta": self.delta,
+            "unit": state["unit"] if state else None,
+            # (noise multiplier, sample rate, steps) of every counted DP-SGD round, merged
+            "history": state["history"] if state else [],
+            "epsilon": self.privacy.spent("dp-sgd") if state else None,
+            "client_level_epsilon": self.privacy.spent("client-dp") if client_dp else None,
+            "epsilon_is_guarantee": self.randomness.secure,
+        }
+
+    def close(self) -> None:
+        if self.privacy is not None:
+            self.privacy.ledger.close()
+
+    def __enter__(self) -> HospitalSite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -195,15 +499,22 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--data", type=Path, help="a MedMNIST-layout .npz of this hospital's images"
     )
     parser.add_argument(
-        "--seed",
-        type=int,
-        help="sampler and noise seed, to reproduce a run (default: a fresh random one, so no "
-        "two hospitals share a noise stream)",
+        "--state-dir",
+        type=Path,
+        help="this hospital's state folder, where its privacy ledger lives (default: the "
+        "config's privacy.state_dir)",
+    )
+    parser.add_argument(
+        "--run-id",
+        help="the federation run this process takes part in; a restarted hospital passes the "
+        "same one, so a round reserved before the restart is never released twice (default: "
+        "one derived from --aggregator)",
     )
     return parser.parse_args(argv)
 
 
 def _print_round(round_number: int, result: LocalResult) -> None:
+    """This hospital's own view of its round: its loss and timing stay on its machine."""
     spent = (
         "no DP"
         if result.epsilon is None
@@ -216,60 +527,69 @@ def _print_round(round_number: int, result: LocalResult) -> None:
     )
 
 
+def _default_run_id(aggregator: str) -> str:
+    return "federation-" + "".join(c if c.isalnum() or c in "-." else "-" for c in aggregator)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train this hospital's share of the federation; images never leave this process.
 
-    Exit status: 0 when the federation finished, 2 for a bad config or data file, 1 when the
-    aggregator refused this hospital or could not be reached.
+    Exit status: 0 when the federation finished, 2 for a bad config, data file or a budget
+    that earlier runs have spent, 1 when the aggregator refused this hospital or could not be
+    reached.
     """
     args = _parse_args(argv)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     try:
         identity = read_identity(args.cert, args.key, args.ca)
         config = load_config(args.config)
+        if args.state_dir is not None:
+            config = config.model_copy(
+                update={"privacy": config.privacy.model_copy(update={"state_dir": args.state_dir})}
+            )
         data = config.data if args.data is None else DataConfig(source="medmnist", path=args.data)
         source = build_source(data)
         labels = source.labels("train")
-        images = torch.from_numpy(source.images("train", np.arange(len(labels))))
-        model = build_model(
-            config.training.model, num_classes=labels.shape[1], in_channels=images.shape[1]
-        )
-        trainer = LocalTrainer(
-            model,
-            images,
-            torch.from_numpy(labels),
-            training=config.training,
-            privacy=config.privacy,
-            total_rounds=config.federation.rounds,
-            seed=seed,
+        site = HospitalSite(
+            config,
+            hospital=identity.name,
+            images=torch.from_numpy(source.images("train", np.arange(len(labels)))),
+            labels=labels,
             patient_ids=source.patient_ids("train") if config.privacy.unit == "patient" else None,
+            run_id=args.run_id or _default_run_id(args.aggregator),
+            data_file=args.data,
+            run_folder=None,
         )
     except SecureMedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(
-        f"{identity.name}: {len(labels)} local images, seed {seed}; joining {args.aggregator}",
-        flush=True,
-    )
-    try:
-        with FederationClient(
-            args.aggregator,
-            identity,
-            max_message_bytes=config.federation.max_message_mb * 1024 * 1024,
-            server_name=args.server_name,
-        ) as client:
-            summary = run_hospital(client, trainer, num_samples=len(labels), on_round=_print_round)
-    except SecureMedError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    with site:
+        where = f"; privacy ledger {site.privacy.ledger.path}" if site.privacy else ""
+        print(
+            f"{identity.name}: {len(labels)} local images{where}; joining {args.aggregator}",
+            flush=True,
+        )
+        if not site.randomness.secure:
+            print(f"warning: {NOT_A_GUARANTEE}", flush=True)
+        try:
+            with FederationClient(
+                args.aggregator,
+                identity,
+                max_message_bytes=config.federation.max_message_mb * 1024 * 1024,
+                server_name=args.server_name,
+            ) as client:
+                summary = site.run(client, on_round=_print_round)
+        except SecureMedError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     spent = (
         "no DP"
         if summary.epsilon is None
-        else f"{trainer.privacy_unit}-level epsilon {summary.epsilon:.2f}"
+        else f"{site.trainer.privacy_unit}-level epsilon {summary.epsilon:.2f}"
     )
     print(
         f"federation finished: {len(summary.rounds_submitted)} rounds submitted, "
-        f"{len(summary.rounds_missed)} missed, {spent} at delta {config.privacy.delta:g}",
+        f"{len(summary.rounds_missed)} missed, {len(summary.rounds_declined)} declined, "
+        f"{spent} at delta {config.privacy.delta:g}",
         flush=True,
     )
     return 0

@@ -2,8 +2,8 @@
 
 A DP audit needs examples whose inclusion is decided by a coin the auditor controls: then
 "was this canary in the training set?" is exactly the hypothesis test DP bounds, and the
-attack's errors on canaries give an empirical lower bound on epsilon
-(:func:`securemed.audit.leakage.epsilon_lower_bound_from_scores`). Each canary is an ordinary
+attack's guesses on canaries give an empirical lower bound on epsilon
+(:func:`securemed.audit.leakage.one_run_audit`). Each canary is an ordinary
 short note followed by a secret of random digits (a portal PIN): the digits cannot be
 predicted from anything else, so a model that scores them well has seen them, which makes
 canaries the examples most exposed to memorisation (Carlini et al. 2019, "The Secret Sharer").

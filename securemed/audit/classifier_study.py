@@ -9,7 +9,8 @@ regularization and DP-SGD buy? The study:
    (:func:`mislabel`): a member canary is learnt against its picture, so a model that
    memorizes is caught on it, which makes canaries the DP audit's worst cases;
 2. for every variant (baseline, regularized, DP-SGD) trains ``models`` copies of the
-   classifier on random halves of population and canaries, with the federation's own
+   classifier on random halves of the population, the canaries drawn for the one-run audit
+   (:func:`~securemed.audit.membership.audit_masks`), with the federation's own
    :class:`~securemed.privacy.LocalTrainer` (Opacus DP-SGD at record level when the variant has
    a target epsilon), one epoch per round;
 3. records each copy's loss on every audited film and its macro-AUROC on the test films
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from securemed.audit.membership import balanced_masks
+from securemed.audit.membership import audit_masks
 from securemed.audit.study_analysis import MemberOutcome
 from securemed.audit.study_config import StudyConfig, VariantSettings, member_seed
 from securemed.audit.study_report import StudyDescription
@@ -120,7 +121,7 @@ def prepare_study(config: ClassifierAuditConfig) -> ClassifierStudy:
         validation_labels=labels[audited:],
         test_images=torch.from_numpy(source.images("test", np.arange(config.test_films))),
         test_labels=source.labels("test"),
-        masks=balanced_masks(config.models, audited, seed=mask_seed),
+        masks=audit_masks(config.models, config.population, config.canaries, seed=mask_seed),
     )
 
 
@@ -152,7 +153,10 @@ def train_member_model(study: ClassifierStudy, variant: str, index: int) -> Memb
         ),
         privacy=_privacy(settings, config),
         total_rounds=settings.epochs,
-        seed=seed,
+        # a study on generated films: a copy retrained on --resume must be the same copy, so
+        # its noise follows the study's seed (the audit measures the mechanism; nobody's data
+        # is protected by these copies' epsilon)
+        insecure_seed=seed,
     )
     spent: list[float | None] = [None]
 

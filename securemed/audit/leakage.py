@@ -6,26 +6,48 @@ scores of members and non-members:
 - :func:`attack_metrics`: ROC AUC, the best balanced accuracy over thresholds, and the TPR at
   low FPRs (0.1 %, 1 %), which is what matters for privacy: an attack that is right about a
   few patients with near certainty leaks more than its AUC suggests (Carlini et al. 2022).
-- :func:`epsilon_lower_bound`: a confidence lower bound on the epsilon of any (epsilon, delta)-DP
-  mechanism that allows a test with the observed false positive and false negative counts
-  (Jagielski et al. 2020; Nasr et al. 2021). For such a mechanism every test satisfies
-  ``FPR + e^eps * FNR >= 1 - delta`` and ``FNR + e^eps * FPR >= 1 - delta``; with the rates
-  replaced by their one-sided Clopper-Pearson upper bounds, the bound holds with probability at
-  least ``1 - alpha`` (each rate gets ``alpha / 2``), so an audit never claims more leakage than
-  its counts support. It is a *lower* bound: the accountant's epsilon is the upper one.
+- :func:`one_run_audit`: a lower bound on epsilon, with confidence ``1 - alpha``, from guesses
+  of canaries' membership: the one-run audit of Steinke, Nasr and Jagielski (2023, "Privacy
+  Auditing with One (1) Training Run"). It is a *lower* bound: the accountant's epsilon is
+  the upper one, and a bound above it means the DP training or its accounting is broken.
 
-Choosing the threshold on the same counts the bound is computed from would bias it upwards;
-:func:`epsilon_lower_bound_from_scores` picks the threshold on one half and bounds on the other.
+Why this audit, and not Clopper-Pearson on (model, canary) pairs: Clopper-Pearson bounds a
+rate from independent trials, and pairs pooled over copies are not independent (one model's
+errors on its canaries move together; each canary recurs in every copy; the threshold was
+fitted on the same canaries and models). Independent trials, one (model, canary) pair per
+trained model, would take hundreds of copies. The one-run theorem needs only that each
+audited membership ``S_i`` is an independent fair coin and that the mechanism is
+(epsilon, delta)-DP with respect to each coin. Then for *any* guesses computed from the
+mechanism's output alone, at most ``r`` of them (abstaining on the other coins), however the
+outputs depend on each other, the number ``W`` of right guesses out of ``m`` coins obeys
+
+    P[W >= v] <= P[B >= v] + 2 m delta max_{i >= 1} P[v - i <= B < v] / i,
+    B ~ Binomial(r, q), q = e^eps / (1 + e^eps)
+
+(their main theorem, in the form their appendix computes): ``r`` guesses are never right more
+often than ``r`` independent guesses at the accuracy of eps-DP randomized response, plus
+delta's share. The largest epsilon this rejects at level ``alpha`` is the bound (bisection
+keeps the reported end rejected). Several trained copies are one mechanism over the union of
+their coins, since each coin changes one copy's training set by one example, so their coins
+pool, as long as no guess reads any of them: the studies draw the audited copies' canary
+memberships as independent coins and score them against reference copies whose membership
+the attack does know (:func:`securemed.audit.membership.audit_masks`).
+
+The guesses follow the score's sign (positive: in, as a log-likelihood ratio's is), on the
+``r`` scores farthest from 0, for each ``r`` in :data:`GUESS_FRACTIONS` of the coins; each
+``r`` is tested at ``alpha / len(GUESS_FRACTIONS)`` (Bonferroni), so reporting the best is no
+multiple comparison. Not done here: bounding delta, or anything valid when the coins were not
+fair and independent, or when a score read one of them.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.stats import beta
+from scipy.special import expit
+from scipy.stats import binom
 from sklearn.metrics import roc_auc_score, roc_curve
 
 #: the false positive rates at which the TPR is reported
@@ -49,65 +71,115 @@ def attack_metrics(member_scores: ArrayLike, non_member_scores: ArrayLike) -> At
     return AttackMetrics(float(roc_auc_score(labels, scores)), balanced, at_fpr)
 
 
-def clopper_pearson_upper(successes: int, trials: int, alpha: float) -> float:
-    """One-sided upper confidence bound on a binomial rate at level ``1 - alpha``."""
-    if trials < 1 or not 0 <= successes <= trials:
-        raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {successes}/{trials}")
+#: how many guesses the one-run audit tries, as fractions of its coins; fixed before any study
+#: ran, each tried at ``alpha / len(GUESS_FRACTIONS)``
+GUESS_FRACTIONS = (1.0, 0.5, 0.25, 0.125, 0.0625)
+
+
+@dataclass(frozen=True)
+class OneRunAudit:
+    """The one-run audit's bound and the guesses it came from."""
+
+    epsilon_lower_bound: float
+    #: coins (audited canary memberships), guesses made on them, and how many were right
+    coins: int
+    guesses: int
+    correct: int
+    #: per coin, in the scores' shape: +1 guessed in, -1 guessed out, 0 abstained
+    guess: np.ndarray
+
+
+def one_run_p_value(*, coins: int, guesses: int, correct: int, epsilon: float,
+                    delta: float) -> float:  # fmt: skip
+    """An upper bound on the chance of ``correct`` or more right guesses out of ``guesses``
+    on ``coins`` fair coins, under any (epsilon, delta)-DP mechanism (Steinke et al. 2023)."""
+    if not 0 <= correct <= guesses <= coins:
+        raise ValueError(f"need 0 <= correct <= guesses <= coins, got {correct}/{guesses}/{coins}")
+    if epsilon < 0 or not 0 <= delta < 1:
+        raise ValueError(f"need epsilon >= 0 and delta in [0, 1), got {epsilon} and {delta}")
+    q = float(expit(epsilon))  # how often eps-DP randomized response is right
+    tail = float(binom.sf(correct - 1, guesses, q))
+    if delta == 0 or correct == 0:
+        return min(tail, 1.0)
+    below = np.arange(1, correct + 1)
+    # P[correct - i <= Binomial < correct] / i for every i: the price of delta
+    windows = (binom.sf(correct - below - 1, guesses, q) - tail) / below
+    return min(tail + 2 * coins * delta * float(np.max(windows)), 1.0)
+
+
+def one_run_epsilon(*, coins: int, guesses: int, correct: int, delta: float,
+                    alpha: float) -> float:  # fmt: skip
+    """The largest epsilon whose (epsilon, delta)-DP :func:`one_run_p_value` rejects at level
+    ``alpha``; 0 when even epsilon 0 is not rejected. Bisection keeps the low end rejected, so
+    the answer errs low."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    if successes == trials:
-        return 1.0
-    return float(beta.ppf(1.0 - alpha, successes + 1, trials - successes))
+
+    def rejected(epsilon: float) -> bool:
+        p_value = one_run_p_value(
+            coins=coins, guesses=guesses, correct=correct, epsilon=epsilon, delta=delta
+        )
+        return p_value <= alpha
+
+    if guesses == 0 or not rejected(0.0):
+        return 0.0
+    low, high = 0.0, 1.0
+    while rejected(high):
+        low, high = high, 2 * high
+    for _ in range(50):
+        middle = (low + high) / 2
+        low, high = (middle, high) if rejected(middle) else (low, middle)
+    return low
 
 
-def epsilon_lower_bound(
-    *, false_positives: int, negatives: int, false_negatives: int, positives: int,
-    delta: float, alpha: float = 0.05,
-) -> float:  # fmt: skip
-    """The epsilon any (epsilon, delta)-DP mechanism must have to allow these error counts,
-    with confidence ``1 - alpha``; 0 when the counts are consistent with no leakage."""
-    if not 0 <= delta < 1:
-        raise ValueError(f"delta must lie in [0, 1), got {delta}")
-    fpr = clopper_pearson_upper(false_positives, negatives, alpha / 2)
-    fnr = clopper_pearson_upper(false_negatives, positives, alpha / 2)
-    candidates = [0.0]
-    for first, second in ((fpr, fnr), (fnr, fpr)):
-        if second > 0 and 1 - delta - first > second:
-            candidates.append(math.log((1 - delta - first) / second))
-    return max(candidates)
+def confident_guesses(scores: ArrayLike, count: int) -> np.ndarray:
+    """Guesses on the ``count`` scores farthest from 0: +1 (in) where the score is positive,
+    -1 (out) where negative; 0 (abstain) elsewhere and on a score of exactly 0. Ties go by
+    position, so the guesses are a function of the scores alone."""
+    flat = np.asarray(scores, dtype=float).ravel()
+    if not 0 <= count <= flat.size:
+        raise ValueError(f"cannot make {count} guesses on {flat.size} scores")
+    surest = np.argsort(-np.abs(flat), kind="stable")[:count]
+    guess = np.zeros(flat.size, dtype=int)
+    guess[surest] = np.sign(flat[surest]).astype(int)
+    return guess
 
 
-def epsilon_lower_bound_from_scores(
-    member_scores: ArrayLike, non_member_scores: ArrayLike, *,
-    delta: float, alpha: float = 0.05, seed: int = 0,
-) -> float:  # fmt: skip
-    """Threshold chosen on a random half of each group, the bound computed on the other half."""
-    rng = np.random.default_rng(seed)
-    members = rng.permutation(np.asarray(member_scores, dtype=float).ravel())
-    others = rng.permutation(np.asarray(non_member_scores, dtype=float).ravel())
-    if min(len(members), len(others)) < 2:
-        raise ValueError("need at least two members and two non-members to split")
-    fit_in, test_in = np.array_split(members, 2)
-    fit_out, test_out = np.array_split(others, 2)
-    best, best_threshold = -math.inf, math.inf
-    for threshold in np.unique(np.concatenate([fit_in, fit_out])):
-        bound = _bound_at(threshold, fit_in, fit_out, delta, alpha)
-        if bound > best:
-            best, best_threshold = bound, threshold
-    return _bound_at(best_threshold, test_in, test_out, delta, alpha)
+def one_run_audit(
+    scores: ArrayLike, included: ArrayLike, *, delta: float, alpha: float = 0.05
+) -> OneRunAudit:
+    """The one-run lower bound on epsilon from an attack's ``scores`` on coins ``included``.
 
-
-def _bound_at(
-    threshold: float, members: np.ndarray, others: np.ndarray, delta: float, alpha: float
-) -> float:
-    return epsilon_lower_bound(
-        false_positives=int(np.sum(others >= threshold)),
-        negatives=len(others),
-        false_negatives=int(np.sum(members < threshold)),
-        positives=len(members),
-        delta=delta,
-        alpha=alpha,
-    )
+    Args:
+        scores: the attack's score of each coin (higher: more likely in); they must have been
+            computed without reading any of the coins.
+        included: the coins, same shape: each an independent fair coin (in or out).
+        delta: the delta of the DP claim under test.
+        alpha: the bound holds with probability at least ``1 - alpha``.
+    """
+    flat = np.asarray(scores, dtype=float).ravel()
+    coins = np.asarray(included, dtype=bool).ravel()
+    if flat.shape != coins.shape or flat.size < 2:
+        raise ValueError("need at least two scores, one per coin")
+    if not np.all(np.isfinite(flat)):
+        raise ValueError("attack scores must be finite")
+    level = alpha / len(GUESS_FRACTIONS)
+    truth = np.where(coins, 1, -1)
+    best: OneRunAudit | None = None
+    for fraction in GUESS_FRACTIONS:
+        count = int(fraction * flat.size)
+        if count == 0:
+            continue
+        guess = confident_guesses(flat, count)
+        correct = int(np.sum(guess == truth))
+        bound = one_run_epsilon(
+            coins=flat.size, guesses=count, correct=correct, delta=delta, alpha=level
+        )
+        # on a tie (a bound of 0 throughout) the most guesses are reported
+        if best is None or bound > best.epsilon_lower_bound:
+            best = OneRunAudit(bound, flat.size, count, correct, guess)
+    assert best is not None  # the first fraction guesses every coin
+    return replace(best, guess=best.guess.reshape(np.shape(scores)))
 
 
 def _labelled(members: ArrayLike, others: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

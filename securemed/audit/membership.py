@@ -14,6 +14,12 @@ all, the pooled AUC came out 0.476). So the larger side drops one model at rando
 example, and both fits always see ``K/2 - 1`` models. Attacks that need no shadows (loss, NLL gap)
 are scored on the same ``K`` targets, so every attack is compared on the same pairs.
 
+Canaries are split differently (:func:`audit_masks`): the DP audit bounds epsilon from guesses
+of memberships that must be independent fair coins the guesses never read, and a balanced
+column is neither (given the other copies, a copy's membership is known). So the first half
+of the copies are the canaries' references, balanced among themselves and known to the attack,
+and in the other half each canary's membership is a coin of its own.
+
 Pure arithmetic on per-model statistics computed elsewhere (by Ray tasks in ``jobs/audit.py``).
 """
 
@@ -35,6 +41,36 @@ def balanced_masks(models: int, examples: int, *, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     order = np.argsort(rng.random((models, examples)), axis=0)
     return order < models // 2
+
+
+def reference_copies(models: int) -> int:
+    """How many copies are the canary audit's references: the first half (the rest are
+    audited, see :func:`audit_masks`)."""
+    return models // 2
+
+
+def audit_masks(models: int, population: int, canaries: int, *, seed: int) -> np.ndarray:
+    """``(models, population + canaries)``: which copy trains on which audited example.
+
+    The population is split by :func:`balanced_masks`, as the leave-one-out attacks need.
+    The canaries serve the one-run audit (:func:`securemed.audit.leakage.one_run_audit`),
+    which bounds epsilon from guesses of coins the guesser never sees: in the first
+    :func:`reference_copies` copies (LiRA's shadows for the canaries, their membership known
+    to the attack) each canary is in as near half of them as their number allows; in every
+    other copy each canary is in or out by its own fair coin, independent of every other
+    coin, copy and example. Those coins are what the audit bounds.
+    """
+    if min(population, canaries) < 0:
+        raise ValueError(f"need counts >= 0, got {population} and {canaries}")
+    population_seed, reference_seed, coin_seed = np.random.SeedSequence(seed).spawn(3)
+    split = balanced_masks(models, population, seed=int(population_seed.generate_state(1)[0]))
+    references = reference_copies(models)
+    rng = np.random.default_rng(reference_seed)
+    # an odd number of references: the extra one goes in or out by a coin per canary
+    sizes = references // 2 + (references % 2) * rng.integers(0, 2, canaries)
+    rank = np.argsort(np.argsort(rng.random((references, canaries)), axis=0), axis=0)
+    coins = np.random.default_rng(coin_seed).random((models - references, canaries)) < 0.5
+    return np.concatenate([split, np.concatenate([rank < sizes, coins])], axis=1)
 
 
 def leave_one_out_lira(
@@ -77,12 +113,11 @@ def leave_one_out_rmia(
     statistic: np.ndarray,
     masks: np.ndarray,
     *,
-    population: slice | None = None,
     seed: int = 0,
 ) -> np.ndarray:
     """``(models, examples)`` RMIA scores: row ``k`` scores model ``k`` with the others as its
-    reference models (both sides, equalised per example as for LiRA) and the examples in
-    ``population`` (default: all) as the ``z`` it compares each example with.
+    reference models (both sides, equalised per example as for LiRA) and every example as a
+    ``z`` it compares each example with.
 
     Args:
         statistic: ``(models, examples)`` each model's log-likelihood of each example
@@ -96,8 +131,7 @@ def leave_one_out_rmia(
     for target in range(len(statistic)):
         others = np.arange(len(statistic)) != target
         used = _equal_sides(masks[others], masks[target], rng)
-        rows.append(rmia_scores(statistic[target], statistic[others], used=used,
-                                population=population))  # fmt: skip
+        rows.append(rmia_scores(statistic[target], statistic[others], used=used))
     return np.stack(rows)
 
 

@@ -11,9 +11,10 @@ training set, and what do regularization and DP-SGD buy? The study:
    loads one from a local folder: the base is also the NLL-gap attack's reference model,
    since it never saw the population;
 3. for every fine-tuning variant (baseline, regularized, DP-SGD), trains ``models`` copies of
-   the base on random halves of the population (:func:`securemed.audit.membership.balanced_masks`)
-   and records each copy's NLL on every population note and canary
-   (:func:`train_member_model`, one call per Ray task in ``jobs/audit.py``).
+   the base on random halves of the population, the canaries drawn for the one-run audit
+   (:func:`securemed.audit.membership.audit_masks`), and records each copy's NLL on every
+   population note and canary (:func:`train_member_model`, one call per Ray task in
+   ``jobs/audit.py``).
 
 The attacks and the report are in :mod:`securemed.audit.study_analysis` and
 :mod:`securemed.audit.study_report`. Nothing here imports Ray.
@@ -31,7 +32,7 @@ import torch
 from pydantic import Field
 
 from securemed.audit.canaries import make_canaries
-from securemed.audit.membership import balanced_masks
+from securemed.audit.membership import audit_masks
 from securemed.audit.study_analysis import MemberOutcome
 from securemed.audit.study_config import StudyConfig, VariantSettings, member_seed
 from securemed.audit.study_report import StudyDescription
@@ -177,7 +178,7 @@ def prepare_study(config: NotesAuditConfig) -> NotesStudy:
         lm = NotesLM.build(config.model.lm_config(), public)
     else:
         lm = NotesLM.load(config.model.path, max_length=config.model.max_length)
-    masks = balanced_masks(config.models, len(population) + len(canaries), seed=mask_seed)
+    masks = audit_masks(config.models, config.population, config.canaries, seed=mask_seed)
     return NotesStudy(
         config=config,
         lm=lm,

@@ -11,7 +11,8 @@ private films can an attacker tell were in the fine-tuning set? The study:
 2. trains the start on the public split once, without DP, or loads ``init_checkpoint``; the
    start never saw a private film, so it is also the NLL-gap attack's reference model;
 3. for every variant (baseline, regularized, DP-SGD) fine-tunes ``models`` copies of the start
-   on random halves of the private films and canaries with the report trainer of
+   on random halves of the private films, the canaries drawn for the one-run audit
+   (:func:`~securemed.audit.membership.audit_masks`), with the report trainer of
    ``make train-report`` (:class:`~securemed.report_training.trainer.ReportTrainer`), and
    records each copy's training loss on every audited film (the loss DP-SGD clips: report
    tokens plus the finding head) and the clinical F1 of its greedy reports on the test films.
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from securemed.audit.membership import balanced_masks
+from securemed.audit.membership import audit_masks
 from securemed.audit.study_analysis import MemberOutcome
 from securemed.audit.study_config import StudyConfig, VariantSettings, member_seed
 from securemed.audit.study_report import StudyDescription
@@ -166,7 +167,7 @@ def prepare_study(config: ReportAuditConfig) -> ReportStudy:
         audit=audit,
         validation=held_out.subset(range(config.validation_films)),
         test=held_out.subset(range(config.validation_films, len(held_out))),
-        masks=balanced_masks(config.models, len(audit), seed=mask_seed),
+        masks=audit_masks(config.models, config.population, config.canaries, seed=mask_seed),
     )
 
 

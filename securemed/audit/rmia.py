@@ -28,7 +28,6 @@ def rmia_scores(
     references: np.ndarray,
     *,
     used: np.ndarray | None = None,
-    population: slice | None = None,
     gamma: float = 1.0,
 ) -> np.ndarray:
     """RMIA scores in [0, 1] (higher: more likely a member) for each example.
@@ -37,7 +36,6 @@ def rmia_scores(
         target: (n,) the target model's log-likelihood of each example.
         references: (models, n) each reference model's log-likelihood of each example.
         used: (models, n) which reference values enter ``Pr(x)`` (default: all).
-        population: the examples that serve as the ``z`` (default: all n).
         gamma: how much larger than ``LR(z)`` ``LR(x)`` must be to count (1 in the paper's
             main results).
     """
@@ -53,6 +51,6 @@ def rmia_scores(
     # log Pr(x): the log of the mean likelihood over the references used for x
     log_marginal = logsumexp(np.where(used, references, -np.inf), axis=0) - np.log(used.sum(axis=0))
     log_ratio = target - log_marginal
-    others = np.sort(log_ratio[population if population is not None else slice(None)])
+    others = np.sort(log_ratio)
     # LR(x) / LR(z) >= gamma  <=>  log LR(z) <= log LR(x) - log gamma
     return np.searchsorted(others, log_ratio - np.log(gamma), side="right") / len(others)

@@ -1,10 +1,10 @@
 """What every membership study shares: how many copies, the DP audit's delta and confidence,
 and the ways of training (variants) whose leakage it compares.
 
-A study trains ``models`` copies per variant on balanced random halves of its audited examples
-(:func:`securemed.audit.membership.balanced_masks`); each copy is the attack's target in turn
-and the others its shadow models. The clinical-notes study and the classifier study both
-build on these.
+A study trains ``models`` copies per variant on balanced random halves of its population, with
+its canaries drawn for the one-run audit (:func:`securemed.audit.membership.audit_masks`); each
+copy is the attack's target in turn and the others its shadow models. The clinical-notes,
+classifier and report studies all build on these.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class StudyConfig(StrictConfig):
     def _check_copies(self) -> StudyConfig:
         if self.models % 2:
             raise ValueError(
-                f"models must be even (each example in half of them), got {self.models}"
+                f"models must be even (each population example in half of them), got {self.models}"
             )
         names = self.variant_names
         if not names or len(set(names)) != len(names):

@@ -30,6 +30,9 @@ ATTACK_TITLES = {
     "lira_offline": "LiRA offline",
     "rmia": "RMIA",
 }
+#: how the canary audit's bound is computed, as comparison.json names it
+AUDIT_METHOD = "one-run audit (Steinke, Nasr and Jagielski 2023)"
+_GUESS_NAMES = {1: "in", -1: "out", 0: "abstain"}
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,15 @@ def comparison(records: Sequence[VariantRecord], description: StudyDescription) 
             "canary_audit": None
             if audit is None
             else {
+                "method": AUDIT_METHOD,
                 "attack": audit.attack,
                 "epsilon_lower_bound": audit.epsilon_lower_bound,
                 "accountant_epsilon": audit.accountant_epsilon,
                 "canaries": audit.canaries,
-                "observations": audit.observations,
+                "audited_copies": audit.audited_copies,
+                "coins": audit.coins,
+                "guesses": audit.guesses,
+                "correct_guesses": audit.correct,
                 "confidence": 1 - audit.alpha,
                 "delta": audit.delta,
             },
@@ -211,19 +218,26 @@ def render_report(
         "",
         "## DP audit with canaries",
         "",
-        f"An empirical lower bound on epsilon from {ATTACK_TITLES[AUDIT_ATTACK]}'s errors on the "
-        "canaries (threshold chosen on half of the (model, canary) pairs, Clopper-Pearson bounds "
-        "on the other half). It is what the attack proves at least leaks; the accountant's "
-        "epsilon is what DP-SGD guarantees at most.",
+        f"An empirical lower bound on epsilon by the {AUDIT_METHOD}. The first half of each "
+        "variant's copies are references, holding each canary in about half of them; in the "
+        "other (audited) copies each canary is in or out by its own fair coin. "
+        f"{ATTACK_TITLES[AUDIT_ATTACK]} scores every audited (copy, canary) membership against "
+        "the references alone, so no guess reads an audited coin; the surest guesses are "
+        "counted and the bound is the largest epsilon that could not have produced that many "
+        "right guesses (their theorem; Bonferroni over the numbers of guesses tried). It is "
+        "what the attack proves at least leaks; the accountant's epsilon is what DP-SGD "
+        "guarantees at most.",
         "",
-        "| variant | canaries | pairs | empirical epsilon (lower bound) | accountant epsilon |",
-        "|---|---|---|---|---|",
+        "| variant | canaries | audited copies | coins | right guesses | "
+        "empirical epsilon (lower bound) | accountant epsilon |",
+        "|---|---|---|---|---|---|---|",
     ]
     for record in records:
         audit = result["variants"][record.name]["canary_audit"]
         if audit is not None:
             lines.append(
-                f"| {record.name} | {audit['canaries']} | {audit['observations']} | "
+                f"| {record.name} | {audit['canaries']} | {audit['audited_copies']} | "
+                f"{audit['coins']} | {audit['correct_guesses']} of {audit['guesses']} | "
                 f">= {audit['epsilon_lower_bound']:.2f} ({audit['confidence']:.0%} confidence) | "
                 f"{_epsilon(audit['accountant_epsilon'])} |"
             )
@@ -231,7 +245,8 @@ def render_report(
     lines += [
         "- `comparison.json`: the numbers above; `metadata.json`: the run's parameters.",
         f"- `scores-<variant>.csv`: every (model, {example}) pair's loss (NLL) and every "
-        "attack's score.",
+        "attack's score; on canaries, the audit's score and guess (`in`, `out`, `abstain`; "
+        "none on reference copies).",
         "- `roc-<variant>.png`, `roc-comparison.png`: ROC curves on log-log axes.",
         "",
     ]
@@ -279,27 +294,40 @@ def _write_scores(
     example: str,
 ) -> None:
     attacks = list(record.audit.scores)
+    audit = record.audit.canary_audit
+
+    def canary_cells(model: int, column: int) -> list[str]:
+        canary = column - population
+        if audit is None or canary < 0 or np.isnan(audit.scores[model, canary]):
+            return ["", ""]
+        guess = int(audit.guess[model, canary])
+        return [f"{audit.scores[model, canary]:.6f}", _GUESS_NAMES[guess]]
 
     def write(temporary: Path) -> None:
         with temporary.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(
-                ["model", "example", "kind", "member", "nll", "reference_nll", *attacks]
-            )
+                ["model", "example", "kind", "member", "nll", "reference_nll", *attacks,
+                 "canary_score", "canary_guess"]
+            )  # fmt: skip
             for outcome in record.outcomes:
                 for column, nll in enumerate(outcome.audit_nll):
+                    on_population = column < population
                     writer.writerow(
                         [
                             outcome.index,
                             column,
-                            example if column < population else "canary",
+                            example if on_population else "canary",
                             int(masks[outcome.index, column]),
                             f"{nll:.6f}",
                             "" if reference is None else f"{reference[column]:.6f}",
                             *(
                                 f"{record.audit.scores[a][outcome.index, column]:.6f}"
+                                if on_population
+                                else ""
                                 for a in attacks
                             ),
+                            *canary_cells(outcome.index, column),
                         ]
                     )
 

@@ -13,6 +13,13 @@ the mean the secure sums reveal. A robust ``rule`` (Krum, median, ...) compares 
 updates in the clear mode and bucket means under secure bucketing; a robust rule over a single
 secure sum would compare one vector with itself, and is refused.
 
+The aggregator sees only what a hospital may release (:class:`HospitalReport`): never its
+loss or the norm of its raw update. Norm anomalies are scored on what it does see: individual
+updates in a clear round, bucket means under secure bucketing; a single secure sum has nothing
+to compare, and the norm bound each hospital enforces before masking is the safeguard there.
+A selected hospital may decline a round (its budget or its policy says so): it is then
+neither waited for nor counted missing.
+
 The caller supplies the clock (``now``, monotonic seconds), so tests drive deadlines without
 sleeping and the gRPC server (:mod:`securemed.transport.server`) only adapts this class to the
 wire. Bad requests raise the domain errors of :mod:`securemed.errors` and leave the state as it
@@ -21,10 +28,12 @@ was, so one bad hospital never disturbs the others.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import enum
 import math
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +55,7 @@ from securemed.errors import (
     InvalidUpdate,
     NotSelected,
     ProtocolViolation,
+    RoundAborted,
     StaleRound,
     UnknownHospital,
 )
@@ -68,16 +78,21 @@ class Phase(enum.Enum):
 
 @dataclass(frozen=True)
 class HospitalReport:
-    """What a hospital says about its update, besides the tensors. No PHI, only statistics."""
+    """What a hospital says about its update, besides the tensors: public values only.
+
+    Attributes:
+        num_samples: the records the hospital declared public (``0``: not declared; every
+            hospital then weighs the same in FedAvg).
+        epsilon: its cumulative epsilon, computed from public values (noise, sampling rate,
+            steps); ``None`` without DP or when its size is not declared.
+        privacy_unit: what ``epsilon`` protects.
+        update_bytes: the size of what arrived, measured by the aggregator.
+    """
 
     num_samples: int
     epsilon: float | None
-    train_seconds: float
-    serialize_seconds: float
-    loss: float
-    update_bytes: int
-    update_norm: float = 0.0
     privacy_unit: str = "record"
+    update_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,8 +112,10 @@ class RoundOutcome:
     """The result of a closed round; ``participants`` are the hospitals whose updates count.
 
     ``aborted`` says why a secure round applied nothing (too few hospitals left to unmask);
-    ``anomalies`` scores the participants' update norms (under secure aggregation, the norms
-    the hospitals report, since the aggregator cannot see their updates).
+    ``anomalies`` scores the norms of what the aggregator sees: the participants' updates in a
+    clear round, the bucket means under secure bucketing (keyed by :func:`bucket_label`), and
+    nothing for a single secure sum (``None``). ``declined`` names the selected hospitals
+    that sat the round out.
     """
 
     round: int
@@ -110,6 +127,7 @@ class RoundOutcome:
     aborted: str | None = None
     anomalies: NormAnomalyReport | None = None
     buckets: tuple[tuple[str, ...], ...] = ()
+    declined: tuple[str, ...] = ()
 
     @property
     def applied(self) -> bool:
@@ -125,6 +143,7 @@ class _OpenRound:
     updates: dict[str, dict[str, torch.Tensor]]
     reports: dict[str, HospitalReport]
     secure: SecureRound | None = None
+    declined: set[str] = dataclasses.field(default_factory=set)
 
 
 class FederationCoordinator:
@@ -229,8 +248,11 @@ class FederationCoordinator:
         return {name: tensor.clone() for name, tensor in self._global.items()}
 
     def all_submitted(self) -> bool:
-        """Whether every hospital selected for the open round has submitted."""
-        return self._open is not None and len(self._open.updates) == len(self._open.selected)
+        """Whether every hospital selected for the open round has submitted or declined."""
+        open_round = self._open
+        return open_round is not None and len(open_round.updates) + len(
+            open_round.declined
+        ) == len(open_round.selected)
 
     @property
     def secure_round(self) -> SecureRound | None:
@@ -238,17 +260,24 @@ class FederationCoordinator:
         return self._open.secure if self._open else None
 
     def view(self, hospital: str, *, now: float) -> RoundView:
+        """The round as ``hospital`` sees it. Never raises for a round the hospital has left:
+        a hospital that declined, or whose secure sum was aborted, polls for the next round
+        while this one is still closing."""
         self._check_member(hospital)
         open_round = self._open
         selected = open_round is not None and hospital in open_round.selected
-        secure = open_round.secure if open_round is not None and selected else None
+        assignment = None
+        if open_round is not None and selected and open_round.secure is not None:
+            if hospital not in open_round.declined:
+                with contextlib.suppress(RoundAborted):
+                    assignment = open_round.secure.assignment(hospital)
         return RoundView(
             round=self.round,
             phase=self._phase,
             selected=selected,
             seconds_left=max(0.0, open_round.deadline - now) if open_round else 0.0,
             total_rounds=self._total_rounds,
-            secure=secure.assignment(hospital) if secure is not None else None,
+            secure=assignment,
         )
 
     # -- transitions -----------------------------------------------------------------------
@@ -256,17 +285,18 @@ class FederationCoordinator:
     def join(self, hospital: str, *, num_samples: int) -> None:
         """Admit a member; joining again (after a hospital restarts) is allowed."""
         self._check_member(hospital)
-        if num_samples <= 0:
-            raise InvalidUpdate(f"hospital {hospital!r} must hold at least one sample to join")
+        if num_samples < 0:
+            raise InvalidUpdate(
+                f"hospital {hospital!r} declared {num_samples} samples; declare a count, or 0 "
+                "to keep it private"
+            )
         self._joined[hospital] = num_samples
 
-    def open_round(
-        self, *, now: float, deadline_s: float, exclude: Collection[str] = ()
-    ) -> tuple[int, tuple[str, ...]]:
+    def open_round(self, *, now: float, deadline_s: float) -> tuple[int, tuple[str, ...]]:
         """Open the next round and select its hospitals among those that joined.
 
-        ``exclude`` names hospitals that must sit this round out (the budget orchestrator's
-        decision: they would spend past their privacy budget).
+        Whether a selected hospital can afford the round is for it to say (it declines);
+        the aggregator is not trusted with any hospital's budget.
         """
         if self._phase is Phase.FINISHED:
             raise FederationFinished(f"all {self._total_rounds} rounds have run")
@@ -275,9 +305,7 @@ class FederationCoordinator:
         if not self._joined:
             raise UnknownHospital("no hospital has joined yet; a round needs at least one")
         number = self._completed + 1
-        candidates = sorted(set(self._joined) - set(exclude))
-        if not candidates:
-            raise UnknownHospital(f"every hospital that joined is excluded from round {number}")
+        candidates = sorted(self._joined)
         count = max(1, round(self._participation * len(candidates)))
         rng = np.random.default_rng([self._seed, number])
         chosen = rng.choice(len(candidates), size=count, replace=False)
@@ -321,9 +349,9 @@ class FederationCoordinator:
             raise StaleRound(f"round {round_number} passed its deadline; wait for the next round")
         if hospital not in open_round.selected:
             raise NotSelected(f"hospital {hospital!r} is not selected for round {round_number}")
-        if hospital in open_round.updates:
+        if hospital in open_round.updates or hospital in open_round.declined:
             raise DuplicateSubmission(
-                f"hospital {hospital!r} already submitted an update to round {round_number}"
+                f"hospital {hospital!r} already submitted or declined round {round_number}"
             )
         self._check_report(report)
         self._check_update(update)
@@ -346,7 +374,7 @@ class FederationCoordinator:
         buckets: tuple[tuple[str, ...], ...] = ()
         if open_round.secure is None:
             participants = tuple(sorted(open_round.updates))
-            norms = {
+            norms: dict[str, float] | None = {
                 name: float(torch.linalg.vector_norm(flatten_updates([update])[0]))
                 for name, update in open_round.updates.items()
             }
@@ -359,7 +387,16 @@ class FederationCoordinator:
             results = secure.results()
             buckets = secure.buckets
             participants = tuple(sorted(name for result in results for name in result.survivors))
-            norms = {name: open_round.reports[name].update_norm for name in participants}
+            live = [result for result in results if result.mean is not None]
+            norms = (
+                {
+                    bucket_label(result.survivors): float(np.linalg.norm(result.mean))
+                    for result in live
+                    if result.mean is not None
+                }
+                if len(secure.buckets) > 1
+                else None
+            )
             if participants:
                 self._apply(self._combine_secure(results))
             else:
@@ -370,19 +407,28 @@ class FederationCoordinator:
             round=open_round.number,
             selected=open_round.selected,
             participants=participants,
-            missing=tuple(name for name in open_round.selected if name not in participants),
+            missing=tuple(
+                name
+                for name in open_round.selected
+                if name not in participants and name not in open_round.declined
+            ),
             reports={name: open_round.reports[name] for name in participants},
             aggregation_seconds=time.perf_counter() - started,
             aborted=aborted,
-            anomalies=detect_norm_anomalies(norms, threshold=self._anomaly_threshold),
+            anomalies=(
+                detect_norm_anomalies(norms, threshold=self._anomaly_threshold)
+                if norms is not None
+                else None
+            ),
             buckets=buckets,
+            declined=tuple(sorted(open_round.declined)),
         )
 
     def _combine_clear(
         self, open_round: _OpenRound, participants: tuple[str, ...]
     ) -> dict[str, torch.Tensor]:
         updates = [open_round.updates[name] for name in participants]
-        samples = [open_round.reports[name].num_samples for name in participants]
+        samples = fedavg_weights([open_round.reports[name] for name in participants])
         if not self._rule.needs_individual_updates:
             return fedavg(updates, samples)
         matrix, layout = flatten_updates(updates)
@@ -429,14 +475,29 @@ class FederationCoordinator:
     ) -> None:
         self._secure_round_of(hospital, round_number).share(hospital, shares)
 
+    def decline(self, hospital: str, round_number: int) -> None:
+        """A selected hospital sits the open round out; the round stops waiting for it.
+
+        Under secure aggregation only before it advertised its keys: after that its masks are
+        part of the others' shares and it is a dropout like any other.
+        """
+        open_round = self._require_open(hospital, round_number)
+        if hospital not in open_round.selected:
+            raise NotSelected(f"hospital {hospital!r} is not selected for round {round_number}")
+        if hospital in open_round.updates:
+            raise DuplicateSubmission(
+                f"hospital {hospital!r} already submitted an update to round {round_number}"
+            )
+        if open_round.secure is not None:
+            open_round.secure.decline(hospital)
+        open_round.declined.add(hospital)
+
     def secure_upload(
         self, hospital: str, round_number: int, masked: np.ndarray, report: HospitalReport
     ) -> None:
-        """Add a masked update to its bucket's sum and keep the hospital's statistics."""
+        """Add a masked update to its bucket's sum and keep what the hospital reported."""
         secure = self._secure_round_of(hospital, round_number)
         self._check_report(report)
-        if not (math.isfinite(report.update_norm) and report.update_norm >= 0):
-            raise InvalidUpdate("update_norm must be a finite, non-negative number")
         secure.upload(hospital, masked)
         assert self._open is not None
         self._open.reports[hospital] = report
@@ -475,8 +536,8 @@ class FederationCoordinator:
 
     @staticmethod
     def _check_report(report: HospitalReport) -> None:
-        if report.num_samples <= 0:
-            raise InvalidUpdate("num_samples must be positive")
+        if report.num_samples < 0:
+            raise InvalidUpdate("num_samples must be a count, or 0 when not declared")
         if report.epsilon is not None and not (
             math.isfinite(report.epsilon) and report.epsilon >= 0
         ):
@@ -503,3 +564,15 @@ class FederationCoordinator:
                 )
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 raise InvalidUpdate(f"tensor {name!r} holds NaN or infinite values")
+
+
+def bucket_label(members: Sequence[str]) -> str:
+    """How anomaly reports name a secure bucket: its hospitals, joined by ``+``."""
+    return "+".join(sorted(members))
+
+
+def fedavg_weights(reports: Sequence[HospitalReport]) -> list[int]:
+    """FedAvg's weights: the declared record counts, or equal weights when any hospital kept
+    its count private (weighting by the others' counts alone would be arbitrary)."""
+    counts = [report.num_samples for report in reports]
+    return counts if all(count > 0 for count in counts) else [1] * len(counts)

@@ -18,7 +18,6 @@ def secure_settings(config: SecureAggregationConfig) -> SecureSettings | None:
         clip=config.clip,
         bits=config.bits,
         norm_bound=config.norm_bound,
-        noise_multiplier=config.client_dp_noise_multiplier,
         bucket_size=config.bucket_size,
         phase_seconds=config.phase_timeout_s,
     )

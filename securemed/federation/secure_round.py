@@ -14,7 +14,6 @@ every live bucket's hospitals have answered or the step's time is up.
 from __future__ import annotations
 
 import enum
-import math
 import random
 import secrets
 from collections.abc import Sequence
@@ -25,8 +24,9 @@ import numpy as np
 from securemed.errors import ConfigError, ProtocolViolation, RoundAborted
 from securemed.secagg.params import SecAggParams
 from securemed.secagg.protocol import EncryptedShare, KeyAdvert, RoundInfo, UnmaskShare
-from securemed.secagg.quantize import dequantize_sum, quantize
+from securemed.secagg.quantize import add_ring_noise, dequantize_sum, quantize
 from securemed.secagg.server import Observer, SecAggServer
+from securemed.secagg.skellam import skellam_noise
 
 
 class SecureStep(enum.Enum):
@@ -42,13 +42,11 @@ class SecureSettings:
     """How the federation runs secure aggregation (see :class:`SecAggParams` for k, t, ...).
 
     Attributes:
-        norm_bound: L2 bound every hospital enforces on its update before masking (scaling it
-            down if longer); required for client-level DP and advisable with robust rules.
-        noise_multiplier: client-level DP. Each hospital adds Gaussian noise of standard
-            deviation ``noise_multiplier * norm_bound / sqrt(min_survivors)``, so any sum that
-            is released (at least ``min_survivors`` updates) carries noise of at least
-            ``noise_multiplier * norm_bound``: the Gaussian mechanism for one hospital's
-            update, whose sensitivity the norm bound caps.
+        norm_bound: the L2 bound the aggregator asks hospitals to enforce before masking; a
+            hospital with a bound of its own uses its own (it cannot be checked on a masked
+            vector, and the aggregator is not trusted to set it). Client-level DP noise is
+            each hospital's own business (:mod:`securemed.privacy.client_dp`), not a setting
+            the aggregator sends.
         bucket_size: secure bucketing; None runs one secure sum over all selected hospitals.
         phase_seconds: how long each secure step waits for the slowest hospital.
     """
@@ -59,16 +57,10 @@ class SecureSettings:
     clip: float = 1.0
     bits: int = 16
     norm_bound: float | None = None
-    noise_multiplier: float | None = None
     bucket_size: int | None = None
     phase_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.noise_multiplier is not None and self.norm_bound is None:
-            raise ConfigError(
-                "client-level DP needs a norm bound: without one a hospital's update has no "
-                "bounded sensitivity and no amount of noise protects it"
-            )
         if self.bucket_size is not None and self.bucket_size < 2:
             raise ConfigError(
                 f"secure buckets must hold at least 2 hospitals, got {self.bucket_size}: the "
@@ -95,12 +87,6 @@ class SecureSettings:
             bits=self.bits,
         )
 
-    def noise_stddev(self, params: SecAggParams) -> float:
-        """One hospital's share of the client-level DP noise (0 without client-level DP)."""
-        if self.noise_multiplier is None or self.norm_bound is None:
-            return 0.0
-        return self.noise_multiplier * self.norm_bound / math.sqrt(params.min_survivors)
-
 
 @dataclass(frozen=True)
 class SecureAssignment:
@@ -109,27 +95,34 @@ class SecureAssignment:
     info: RoundInfo
     params: SecAggParams
     norm_bound: float | None
-    noise_stddev: float
     phase_seconds: float
 
 
 def prepare_update(
-    vector: np.ndarray, assignment: SecureAssignment, rng: np.random.Generator
+    vector: np.ndarray,
+    params: SecAggParams,
+    *,
+    norm_bound: float | None,
+    noise_variance: float,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """A hospital's flattened update made ready for masking: its quantized levels.
+    """A hospital's flattened update made ready for masking: its quantized, noised levels.
 
     In this order, on the hospital, because the aggregator can check none of it on a masked
-    vector: scale the update down to the norm bound (if any), add this hospital's share of the
-    client-level DP noise (if any), then clip and stochastically quantize into the ring.
-    ``rng`` drives the noise and the rounding: the caller seeds it from the OS.
+    vector: scale the update down to ``norm_bound`` (if any), clip and stochastically quantize
+    into the ring, then add this hospital's share of the client-level DP noise (Skellam, of
+    ``noise_variance`` levels squared; none when 0) to the levels. ``rng`` drives the rounding
+    and the noise: the caller seeds it from the OS.
     """
     norm = float(np.linalg.norm(vector))
-    if assignment.norm_bound is not None and norm > assignment.norm_bound:
-        vector = vector * (assignment.norm_bound / norm)
-    if assignment.noise_stddev > 0:
-        vector = vector + rng.normal(0.0, assignment.noise_stddev, size=vector.shape)
-    params = assignment.params
-    return quantize(vector, clip=params.clip, bits=params.bits, rng=rng)
+    if norm_bound is not None and norm > norm_bound:
+        vector = vector * (norm_bound / norm)
+    levels = quantize(vector, clip=params.clip, bits=params.bits, rng=rng)
+    if noise_variance > 0:
+        levels = add_ring_noise(
+            levels, skellam_noise(levels.shape, variance=noise_variance, rng=rng)
+        )
+    return levels
 
 
 @dataclass(frozen=True)
@@ -194,7 +187,6 @@ class SecureRound:
             info=server.info,
             params=server.params,
             norm_bound=self.settings.norm_bound,
-            noise_stddev=self.settings.noise_stddev(server.params),
             phase_seconds=self.settings.phase_seconds,
         )
 
@@ -210,6 +202,9 @@ class SecureRound:
 
     def advertise(self, hospital: str, advert: KeyAdvert, *, certificate: bytes) -> None:
         self._server(hospital).receive_advert(hospital, advert, caller_certificate=certificate)
+
+    def decline(self, hospital: str) -> None:
+        self._server(hospital).decline(hospital)
 
     def adverts_for(self, hospital: str) -> list[KeyAdvert]:
         return self._server(hospital).adverts_for(hospital)

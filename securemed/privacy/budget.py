@@ -192,6 +192,8 @@ class BudgetDecision:
         hospital: the hospital's id.
         action: ``"allow"``, ``"raise_noise"`` or ``"exclude"``.
         noise_multiplier: the noise multiplier to train with; ``None`` when excluded.
+        sample_rate: the round's sampling rate (from the plan).
+        steps: the round's steps (from the plan).
         projected_epsilon: the cumulative epsilon after the round with that noise (for an
             exclusion, with the planned noise, when it was computed; else ``None``).
         spent_epsilon: what the ledger counts as spent before the round.
@@ -203,6 +205,8 @@ class BudgetDecision:
     hospital: str
     action: Action
     noise_multiplier: float | None
+    sample_rate: float
+    steps: int
     projected_epsilon: float | None
     spent_epsilon: float
     budget_epsilon: float
@@ -217,34 +221,45 @@ class BudgetDecision:
 
 @dataclass
 class BudgetOrchestrator:
-    """Keep every hospital within its privacy budget, round after round.
+    """Keep one hospital's data set within its privacy budget, round after round, run after run.
+
+    The hospital runs it on its own machine against its own ledger: the aggregator never
+    decides how much of a hospital's budget is spent. The spend is the data set's, over every
+    run that has used it (the ledger is keyed by ``dataset_id``), and the accountant history is
+    rebuilt from the ledger's rows (:meth:`history`), so it can never forget a round that was
+    reserved before a crash.
 
     Args:
-        ledger: the privacy ledger of the federation.
-        budgets: each hospital's budget; every hospital it is asked about must have one.
-        run_id: the federation run (the ledger's key).
+        ledger: the hospital's privacy ledger.
+        budget: the data set's lifetime budget.
+        dataset_id: the data set the budget belongs to.
+        hospital: the hospital's id, written on each row.
+        run_id: the run this orchestrator reserves rounds of.
         mechanism: ``"dp-sgd"`` or ``"client-dp"``.
         privacy_unit: ``"record"`` or ``"patient"``, written on every ledger row.
         accountant: ``"rdp"`` or ``"prv"``, the accountant the mechanism is accounted with.
-        raise_noise: when a hospital would overspend, raise its noise instead of excluding it.
+        raise_noise: when the hospital would overspend, raise its noise instead of excluding it.
         max_noise_multiplier: the largest noise the bisection tries; a hospital that needs
             more is excluded (an update this noisy is useless to the model anyway).
         noise_tolerance: the bisection stops when the bracket's upper end is within this
             relative distance of the lower end; the answer is always the upper end, which
             was checked to fit the budget.
+        guarantee: ``False`` for a run in the insecure reproducible mode (written on rows).
 
     Example:
-        >>> orchestrator = BudgetOrchestrator(ledger, {"h1": PrivacyBudget(3.0, 1e-5)},
-        ...                                   run_id="run-1", accountant="prv")
-        >>> decisions = orchestrator.decide(0, {"h1": RoundPlan((), 1.0, 0.02, 50)})
-        >>> if decisions["h1"].participates:
-        ...     orchestrator.reserve(decisions["h1"], round_number=0)  # before sending
+        >>> orchestrator = BudgetOrchestrator(ledger, PrivacyBudget(3.0, 1e-5),
+        ...                                   dataset_id="ds-1", hospital="h1", run_id="run-1")
+        >>> decision = orchestrator.decide(1, RoundPlan(orchestrator.history(), 1.0, 0.02, 50))
+        >>> if decision.participates:
+        ...     orchestrator.reserve(decision, round_number=1)  # before sending
         ...     # ... send, then
-        ...     orchestrator.commit("h1", round_number=0)
+        ...     orchestrator.commit(round_number=1)
     """
 
     ledger: PrivacyLedger
-    budgets: Mapping[str, PrivacyBudget]
+    budget: PrivacyBudget
+    dataset_id: str
+    hospital: str
     run_id: str
     mechanism: Mechanism = "dp-sgd"
     privacy_unit: PrivacyUnit = "record"
@@ -252,6 +267,7 @@ class BudgetOrchestrator:
     raise_noise: bool = False
     max_noise_multiplier: float = 100.0
     noise_tolerance: float = 1e-3
+    guarantee: bool = True
 
     def __post_init__(self) -> None:
         if self.accountant not in ("rdp", "prv"):
@@ -266,90 +282,85 @@ class BudgetOrchestrator:
             raise ConfigError("max_noise_multiplier must be positive and finite")
         if not 0 < self.noise_tolerance < 1:
             raise ConfigError("noise_tolerance must be in (0, 1)")
-        for hospital, budget in self.budgets.items():
-            if not isinstance(budget, PrivacyBudget):
-                raise ConfigError(f"the budget of hospital {hospital!r} is not a PrivacyBudget")
+        if not isinstance(self.budget, PrivacyBudget):
+            raise ConfigError(f"the budget of data set {self.dataset_id!r} is not a PrivacyBudget")
 
     # ------------------------------------------------------------------------------ reads
 
-    def budget(self, hospital: str) -> PrivacyBudget:
-        """The hospital's budget.
+    def spent(self) -> float:
+        """What the ledger counts as spent on the data set (reserved rounds included)."""
+        return self.ledger.spent(dataset_id=self.dataset_id, mechanism=self.mechanism)
 
-        Raises:
-            ConfigError: the hospital has none.
+    def history(self) -> list[HistoryEntry]:
+        """The accountant history of every counted round on the data set, oldest first.
+
+        Rebuilt from the ledger's rows, so it includes rounds of earlier runs and rounds
+        reserved just before a crash: exactly what was (or may have been) released.
         """
-        try:
-            return self.budgets[hospital]
-        except KeyError:
-            raise ConfigError(
-                f"hospital {hospital!r} has no privacy budget; give every hospital one"
-            ) from None
+        return _merge(
+            [
+                (
+                    float(entry.parameters["noise_multiplier"]),
+                    float(entry.parameters["sample_rate"]),
+                    int(entry.parameters["steps"]),
+                )
+                for entry in self.ledger.history(
+                    dataset_id=self.dataset_id, mechanism=self.mechanism
+                )
+                if entry.counted
+            ]
+        )
 
-    def spent(self, hospital: str) -> float:
-        """What the ledger counts as spent by the hospital (reserved rounds included)."""
-        return self.ledger.spent(run_id=self.run_id, hospital=hospital, mechanism=self.mechanism)
-
-    def ensure_within_budget(self, hospital: str) -> None:
-        """Raise unless the hospital still has budget left.
+    def ensure_within_budget(self) -> None:
+        """Raise unless the data set still has budget left.
 
         Raises:
             BudgetExhausted: the ledger shows spend at or over the budget, counting rounds
                 reserved before a crash and never confirmed.
         """
-        budget, spent = self.budget(hospital), self.spent(hospital)
-        if spent >= budget.epsilon:
+        spent = self.spent()
+        if spent >= self.budget.epsilon:
             raise BudgetExhausted(
-                f"hospital {hospital!r} has spent epsilon {spent:.6g} of its budget "
-                f"{budget.epsilon:.6g} at delta {budget.delta:g} (reserved rounds count); it "
-                "must not release another update in this run"
+                f"data set {self.dataset_id!r} of hospital {self.hospital!r} has spent epsilon "
+                f"{spent:.6g} of its budget {self.budget.epsilon:.6g} at delta "
+                f"{self.budget.delta:g} (reserved rounds count; ledger {self.ledger.path}); it "
+                "must not release another update"
             )
 
     # ---------------------------------------------------------------------------- decide
 
-    def decide(
-        self, round_number: int, plans: Mapping[str, RoundPlan]
-    ) -> dict[str, BudgetDecision]:
-        """Decide, for every planned hospital, whether and with what noise it takes part.
+    def decide(self, round_number: int, plan: RoundPlan) -> BudgetDecision:
+        """Decide whether, and with what noise, the hospital takes part in the round."""
+        decision = self._decide(plan)
+        log.info(
+            "budget decision",
+            extra={
+                "dataset_id": self.dataset_id,
+                "run_id": self.run_id,
+                "round": round_number,
+                "action": decision.action,
+                "noise_multiplier": decision.noise_multiplier,
+                "projected_epsilon": decision.projected_epsilon,
+                "spent_epsilon": decision.spent_epsilon,
+                "budget_epsilon": decision.budget_epsilon,
+            },
+        )
+        return decision
 
-        Args:
-            round_number: the round about to run (for the log).
-            plans: each selected hospital's plan.
-
-        Returns:
-            One decision per hospital in ``plans``.
-
-        Raises:
-            ConfigError: a hospital has no budget.
-        """
-        decisions = {hospital: self._decide_one(hospital, plan) for hospital, plan in plans.items()}
-        for decision in decisions.values():
-            log.info(
-                "budget decision",
-                extra={
-                    "run_id": self.run_id,
-                    "round": round_number,
-                    "hospital": decision.hospital,
-                    "action": decision.action,
-                    "noise_multiplier": decision.noise_multiplier,
-                    "projected_epsilon": decision.projected_epsilon,
-                    "spent_epsilon": decision.spent_epsilon,
-                    "budget_epsilon": decision.budget_epsilon,
-                },
-            )
-        return decisions
-
-    def _decide_one(self, hospital: str, plan: RoundPlan) -> BudgetDecision:
-        budget = self.budget(hospital)
-        spent = self.spent(hospital)
+    def _decide(self, plan: RoundPlan) -> BudgetDecision:
+        budget = self.budget
+        spent = self.spent()
         limit = budget.epsilon + EPSILON_TOLERANCE
 
         def decision(
             action: Action, reason: str, sigma: float | None = None, projected: float | None = None
         ) -> BudgetDecision:
             return BudgetDecision(
-                hospital=hospital,
+                hospital=self.hospital,
                 action=action,
                 noise_multiplier=sigma,
+                sample_rate=plan.sample_rate,
+                steps=plan.steps,
                 projected_epsilon=projected,
                 spent_epsilon=spent,
                 budget_epsilon=budget.epsilon,
@@ -362,14 +373,14 @@ class BudgetOrchestrator:
                 "exclude",
                 f"budget exhausted: the ledger counts epsilon {spent:.4g} of {budget.epsilon:.4g}",
             )
-        so_far = self._project(plan, plan.noise_multiplier, budget, steps=0)
+        so_far = self._project(plan, plan.noise_multiplier, steps=0)
         if so_far < spent - EPSILON_TOLERANCE * max(1.0, spent):
             return decision(
                 "exclude",
                 f"the accountant history gives epsilon {so_far:.6g} but the ledger counts "
-                f"{spent:.6g}: the history misses a reserved round; restore it first",
+                f"{spent:.6g}: the history misses a reserved round; rebuild it from the ledger",
             )
-        planned = self._project(plan, plan.noise_multiplier, budget)
+        planned = self._project(plan, plan.noise_multiplier)
         if planned <= limit:
             return decision(
                 "allow",
@@ -383,9 +394,7 @@ class BudgetOrchestrator:
                 "exclude", f"{over}, past budget {budget.epsilon:.4g}", projected=planned
             )
         ceiling = self.max_noise_multiplier
-        at_ceiling = (
-            self._project(plan, ceiling, budget) if ceiling > plan.noise_multiplier else math.inf
-        )
+        at_ceiling = self._project(plan, ceiling) if ceiling > plan.noise_multiplier else math.inf
         if at_ceiling > limit:
             return decision(
                 "exclude",
@@ -393,7 +402,7 @@ class BudgetOrchestrator:
                 f"{budget.epsilon:.4g}",
                 projected=planned,
             )
-        sigma, projected = self._smallest_noise(plan, budget, plan.noise_multiplier, ceiling)
+        sigma, projected = self._smallest_noise(plan, plan.noise_multiplier, ceiling)
         return decision(
             "raise_noise",
             f"{over}; noise raised to {sigma:.4g} keeps it at {projected:.4g} within budget "
@@ -402,34 +411,30 @@ class BudgetOrchestrator:
             projected,
         )
 
-    def _smallest_noise(
-        self, plan: RoundPlan, budget: PrivacyBudget, low: float, high: float
-    ) -> tuple[float, float]:
+    def _smallest_noise(self, plan: RoundPlan, low: float, high: float) -> tuple[float, float]:
         """Bisect (geometrically) for the smallest noise whose projection fits the budget.
 
         Invariant: ``low`` overspends, ``high`` fits. Epsilon falls as noise rises, but the
         answer never relies on that: ``high`` is only ever a value that was checked to fit.
         """
-        limit = budget.epsilon + EPSILON_TOLERANCE
-        high_epsilon = self._project(plan, high, budget)
+        limit = self.budget.epsilon + EPSILON_TOLERANCE
+        high_epsilon = self._project(plan, high)
         while high / low > 1 + self.noise_tolerance:
             middle = math.sqrt(low * high)
-            epsilon = self._project(plan, middle, budget)
+            epsilon = self._project(plan, middle)
             if epsilon <= limit:
                 high, high_epsilon = middle, epsilon
             else:
                 low = middle
         return high, high_epsilon
 
-    def _project(
-        self, plan: RoundPlan, sigma: float, budget: PrivacyBudget, *, steps: int | None = None
-    ) -> float:
+    def _project(self, plan: RoundPlan, sigma: float, *, steps: int | None = None) -> float:
         return project_epsilon(
             plan.history,
             noise_multiplier=sigma,
             sample_rate=plan.sample_rate,
             steps=plan.steps if steps is None else steps,
-            delta=budget.delta,
+            delta=self.budget.delta,
             accountant=self.accountant,
         )
 
@@ -442,7 +447,7 @@ class BudgetOrchestrator:
         round_number: int,
         cumulative_epsilon: float | None = None,
     ) -> LedgerEntry:
-        """Write the hospital's ledger row for the round: call it before the update leaves.
+        """Write the data set's ledger row for the round: call it before the update leaves.
 
         Args:
             decision: the hospital's decision for this round.
@@ -454,41 +459,51 @@ class BudgetOrchestrator:
                 budget spent, or the epsilon would pass the budget.
             LedgerError: the ledger refused the row (see :meth:`PrivacyLedger.reserve`).
         """
-        if not decision.participates or decision.projected_epsilon is None:
+        if (
+            not decision.participates
+            or decision.projected_epsilon is None
+            or decision.noise_multiplier is None
+        ):
             raise BudgetExhausted(
                 f"hospital {decision.hospital!r} was excluded from round {round_number} "
                 f"({decision.reason}); it must not release an update"
             )
-        budget = self.budget(decision.hospital)
         epsilon = decision.projected_epsilon
         if cumulative_epsilon is not None:
             epsilon = max(epsilon, cumulative_epsilon)
         return self.ledger.reserve(
+            dataset_id=self.dataset_id,
             run_id=self.run_id,
-            hospital=decision.hospital,
+            hospital=self.hospital,
             round_number=round_number,
             mechanism=self.mechanism,
             cumulative_epsilon=epsilon,
-            delta=budget.delta,
+            delta=self.budget.delta,
             privacy_unit=self.privacy_unit,
             accountant=self.accountant,
-            budget_epsilon=budget.epsilon,
+            parameters={
+                "noise_multiplier": decision.noise_multiplier,
+                "sample_rate": decision.sample_rate,
+                "steps": decision.steps,
+            },
+            guarantee=self.guarantee,
+            budget_epsilon=self.budget.epsilon,
         )
 
-    def commit(self, hospital: str, *, round_number: int) -> LedgerEntry:
-        """Mark the hospital's reserved round as released (after sending)."""
+    def commit(self, *, round_number: int) -> LedgerEntry:
+        """Mark the reserved round as released (after sending)."""
         return self.ledger.commit(
+            dataset_id=self.dataset_id,
             run_id=self.run_id,
-            hospital=hospital,
             round_number=round_number,
             mechanism=self.mechanism,
         )
 
-    def abort(self, hospital: str, *, round_number: int, reason: str) -> LedgerEntry:
+    def abort(self, *, round_number: int, reason: str) -> LedgerEntry:
         """Undo a reservation whose update provably never left (see :meth:`PrivacyLedger.abort`)."""
         return self.ledger.abort(
+            dataset_id=self.dataset_id,
             run_id=self.run_id,
-            hospital=hospital,
             round_number=round_number,
             mechanism=self.mechanism,
             reason=reason,

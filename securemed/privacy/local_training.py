@@ -15,9 +15,10 @@ What it does on purpose:
 * Batches are drawn only by Opacus' Poisson sampler: any other sampler silently voids the
   accounting. Empty Poisson batches still take a (pure-noise) step and are accounted, exactly
   as the analysis assumes.
-* The sampler and the noise are seeded from ``seed`` and from the number of steps already
-  accounted, so a run is reproducible and a trainer restored after a crash draws fresh noise
-  instead of replaying the noise of its first rounds.
+* The sampler and the noise generators are reseeded from the operating system before every
+  step (:class:`~securemed.privacy.randomness.NoiseSource`): nobody holding the config can
+  regenerate the noise. Only ``insecure_seed`` (experiments and tests) makes them follow from a
+  seed, and :attr:`LocalResult.secure_noise` then says the epsilon is no guarantee.
 * The privacy unit is the record (one image) unless ``patient_ids`` are given; then it is the
   patient: patients are Poisson-sampled and each patient's summed gradient is clipped
   (:mod:`securemed.privacy.patient_level`). Every epsilon it reports carries its unit
@@ -64,6 +65,7 @@ from securemed.privacy.patient_level import (
     patient_schedule,
     privatize_patient_gradients,
 )
+from securemed.privacy.randomness import NoiseSource
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ class LocalResult:
         privacy_unit: what ``epsilon`` protects: one image (``"record"``) or one patient with
             all of their images (``"patient"``). A record-level epsilon says nothing about a
             patient with several studies beyond group privacy.
+        secure_noise: whether the noise and sampling came from the OS; ``False`` in the
+            insecure reproducible mode, where ``epsilon`` is not a guarantee.
     """
 
     state: dict[str, torch.Tensor]
@@ -94,6 +98,7 @@ class LocalResult:
     train_seconds: float
     loss: float
     privacy_unit: PrivacyUnit = "record"
+    secure_noise: bool = True
 
 
 class LocalTrainer:
@@ -114,8 +119,9 @@ class LocalTrainer:
         privacy: DP-SGD settings; ``enabled=False`` trains without privacy.
         total_rounds: rounds the federation will run; the noise calibration for
             ``target_epsilon`` spends the budget over all of them.
-        seed: seeds the sampler and the noise (never pass a secret here: this is a
-            reproducibility seed, not cryptographic randomness).
+        insecure_seed: ``None`` (the default) draws the sampler's and the noise's seeds from
+            the OS before every step. An integer makes them reproducible from it, and
+            predictable by anyone who knows it: experiments and tests only.
         accountant_state: what :meth:`accountant_state` returned before a crash; restoring
             it makes epsilon continue from there.
         grad_sample_mode: how Opacus computes per-example gradients: ``"ew"`` (torch's
@@ -139,7 +145,7 @@ class LocalTrainer:
 
     Example:
         >>> trainer = LocalTrainer(model, images, labels, training=TrainingConfig(),
-        ...                        privacy=PrivacyConfig(), total_rounds=5, seed=0)
+        ...                        privacy=PrivacyConfig(), total_rounds=5)
         >>> result = trainer.train_round(global_state)
         >>> result.epsilon  # privacy spent so far by this hospital
     """
@@ -153,7 +159,7 @@ class LocalTrainer:
         training: TrainingConfig,
         privacy: PrivacyConfig,
         total_rounds: int,
-        seed: int,
+        insecure_seed: int | None = None,
         accountant_state: Mapping[str, Any] | None = None,
         grad_sample_mode: GradSampleMode | None = None,
         patient_ids: np.ndarray | None = None,
@@ -161,8 +167,8 @@ class LocalTrainer:
     ) -> None:
         if total_rounds < 1:
             raise ConfigError(f"total_rounds must be at least 1, got {total_rounds}")
-        if seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {seed}")
+        if insecure_seed is not None and insecure_seed < 0:
+            raise ConfigError(f"insecure_seed must be a non-negative integer, got {insecure_seed}")
         if grad_sample_mode is None:
             grad_sample_mode = grad_sample_mode_for(training.model)
         if grad_sample_mode not in ("ew", "hooks"):
@@ -189,7 +195,7 @@ class LocalTrainer:
 
         self._training = training
         self._privacy = privacy
-        self._seed = seed
+        self._randomness = NoiseSource(insecure_seed)
         self._num_samples = len(images)
         self._model = copy.deepcopy(model)
         self._model.train()  # Opacus refuses a model in eval mode; callers often pass one
@@ -268,7 +274,8 @@ class LocalTrainer:
         sigma = noise_multiplier_for(privacy, sample_rate=sample_rate, steps=planned_steps)
 
         with warnings.catch_warnings():
-            # Seeded (non-secure) RNG is a deliberate choice: runs must be reproducible.
+            # Opacus' secure_mode needs torchcsprng; NoiseSource reseeds its generators from
+            # the OS before every step instead (see securemed.privacy.randomness).
             warnings.filterwarnings("ignore", message=_SECURE_RNG_WARNING)
             engine = PrivacyEngine(accountant=privacy.accountant, secure_mode=False)
         module, dp_optimizer, dp_loader = engine.make_private(
@@ -378,6 +385,8 @@ class LocalTrainer:
             entries.append(parsed)
         self._accountant.history = entries
         self._accounted_steps = sum(steps for _, _, steps in entries)
+        # at most two reseeds a step: an insecure stream restored here never replays old noise
+        self._randomness.skip_to(2 * self._accounted_steps)
 
     def _snapshot_privacy(self) -> None:
         """Freeze epsilon and the accountant history as of the last completed round.
@@ -429,24 +438,10 @@ class LocalTrainer:
             if self._patient_sampler is None:
                 self._optimizer.noise_multiplier = float(noise_multiplier)  # type: ignore[attr-defined]
 
-    def account_unrecorded_rounds(self, count: int) -> None:
-        """Charge ``count`` rounds of privacy that happened but are not in the restored history.
-
-        After a crash, the checkpoint can predate a round whose update the ledger shows was
-        already reserved or released. That round's noise was drawn, so its cost stands: the
-        accountant takes it as one more round of this trainer's plan (a resumed federation
-        does not repeat such a round, see jobs/federated.py).
-        """
-        if count < 0:
-            raise ValueError("count must be non-negative")
-        if count == 0:
-            return
-        noise, rate, steps = self.round_plan()
-        assert self._accountant is not None
-        with self._lock:
-            self._accountant.history.extend([(noise, rate, steps)] * count)
-            self._accounted_steps += count * steps
-        self._snapshot_privacy()
+    @property
+    def secure_noise(self) -> bool:
+        """Whether noise and sampling come from the OS (``False``: insecure reproducible mode)."""
+        return self._randomness.secure
 
     @property
     def privacy_unit(self) -> PrivacyUnit:
@@ -493,6 +488,7 @@ class LocalTrainer:
                 loss_sum += batch_loss
                 seen += batch_size
                 steps += 1
+                self._reseed()  # the next batch is drawn, and noised, from new seeds
         self._optimizer.zero_grad(set_to_none=True)
         seconds = time.perf_counter() - started
 
@@ -511,6 +507,7 @@ class LocalTrainer:
             train_seconds=seconds,
             loss=loss_sum / seen if seen else math.nan,
             privacy_unit=self._unit,
+            secure_noise=self._randomness.secure,
         )
         log.info(
             "local round done",
@@ -543,13 +540,9 @@ class LocalTrainer:
         self._model.load_state_dict(dict(global_state), strict=True)
 
     def _reseed(self) -> None:
-        # Keyed by the steps already accounted: distinct streams every round, and a trainer
-        # restored after a crash continues with new noise rather than replaying old noise.
-        sampler_seed, noise_seed = np.random.SeedSequence(
-            self._seed, spawn_key=(self._accounted_steps,)
-        ).generate_state(2)
-        self._sampler_generator.manual_seed(int(sampler_seed))
-        self._noise_generator.manual_seed(int(noise_seed))
+        # Before every step (batches are drawn lazily, one per step): each step's sample and
+        # noise come from seeds nobody else ever held.
+        self._randomness.reseed(self._sampler_generator, self._noise_generator)
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
         """One optimizer step; returns the summed per-example loss and the batch size.
@@ -638,7 +631,7 @@ def train_central(
         training=training.model_copy(update={"local_epochs": epochs}),
         privacy=PrivacyConfig(enabled=False),
         total_rounds=1,
-        seed=seed,
+        insecure_seed=seed,  # no DP here: the seed only makes the baseline repeatable
     )
     trainer.train_round(model.state_dict())
     return trainer.model

@@ -88,6 +88,7 @@ class SecAggServer:
         self._observer = observer
         self.phase = SecAggPhase.ADVERTISE
         self._adverts: dict[str, KeyAdvert] = {}
+        self._declined: set[str] = set()
         self._shares: dict[str, list[EncryptedShare]] = {}
         self._uploaded: list[str] = []
         self._total = np.zeros(length, dtype=np.uint32)
@@ -133,7 +134,7 @@ class SecAggServer:
         expected: Sequence[str]
         done: Collection[str]
         if self.phase is SecAggPhase.ADVERTISE:
-            expected, done = self.info.participants, self._adverts.keys()
+            expected, done = self.info.participants, self._adverts.keys() | self._declined
         elif self.phase is SecAggPhase.SHARE:
             expected, done = tuple(self._adverts), self._shares.keys()
         elif self.phase is SecAggPhase.MASK:
@@ -155,9 +156,9 @@ class SecAggServer:
             raise ProtocolViolation(
                 f"keys signed for {advert.hospital!r} were sent over {hospital!r}'s connection"
             )
-        if hospital in self._adverts:
+        if hospital in self._adverts or hospital in self._declined:
             raise DuplicateSubmission(
-                f"{hospital!r} already advertised keys for round {self.info.round}"
+                f"{hospital!r} already advertised keys for, or declined, round {self.info.round}"
             )
         if advert.certificate_pem.strip() != caller_certificate.strip():
             raise ProtocolViolation(
@@ -169,6 +170,17 @@ class SecAggServer:
             advert.signature,
         )
         self._adverts[hospital] = advert
+
+    def decline(self, hospital: str) -> None:
+        """A participant sits the round out before advertising: it is not waited for, and the
+        round goes on without it as without any hospital that never advertised."""
+        self._require(SecAggPhase.ADVERTISE, hospital)
+        if hospital in self._adverts:
+            raise ProtocolViolation(
+                f"{hospital!r} already advertised keys for round {self.info.round}; it can no "
+                "longer decline it"
+            )
+        self._declined.add(hospital)
 
     def close_advertising(self) -> None:
         self._require(SecAggPhase.ADVERTISE, self.info.participants[0])

@@ -9,11 +9,10 @@ who calls.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 import numpy as np
@@ -34,6 +33,11 @@ _PHASES = {
     pb.ROUND_PHASE_OPEN: Phase.OPEN,
     pb.ROUND_PHASE_FINISHED: Phase.FINISHED,
 }
+
+
+#: why a hospital sits a round out: its budget, or its own security and privacy policy
+DeclineReason = Literal["budget", "policy"]
+_DECLINE_REASONS = {"budget": pb.DECLINE_REASON_BUDGET, "policy": pb.DECLINE_REASON_POLICY}
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,6 @@ class FederationClient:
         blobs = encode_state(update)
         request = pb.UpdateRequest(round=round_number, tensors=to_proto(blobs))
         serialize_seconds = time.perf_counter() - started
-        report = dataclasses.replace(report, serialize_seconds=serialize_seconds)
         request.report.CopyFrom(secure_codec.report_to_proto(report))
         sent = time.perf_counter()
         receipt = self._call(self._stub.SubmitUpdate, request)
@@ -143,6 +146,11 @@ class FederationClient:
             server_seconds=receipt.server_seconds,
             update_bytes=state_nbytes(blobs),
         )
+
+    def decline(self, round_number: int, *, reason: DeclineReason) -> None:
+        """Sit the round out (budget or policy); the aggregator stops waiting for us."""
+        request = pb.DeclineRequest(round=round_number, reason=_DECLINE_REASONS[reason])
+        self._call(self._stub.DeclineRound, request)
 
     # -- secure aggregation: each call returns when the aggregator closes its step ----------
 

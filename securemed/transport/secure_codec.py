@@ -23,7 +23,6 @@ def assignment_to_proto(assignment: SecureAssignment) -> pb.SecureRound:
         clip=params.clip,
         bits=params.bits,
         norm_bound=assignment.norm_bound or 0.0,
-        noise_stddev=assignment.noise_stddev,
         phase_seconds=assignment.phase_seconds,
     )
 
@@ -47,7 +46,6 @@ def assignment_from_proto(message: pb.SecureRound, round_number: int) -> SecureA
         ),
         params=params,
         norm_bound=message.norm_bound or None,
-        noise_stddev=message.noise_stddev,
         phase_seconds=message.phase_seconds,
     )
 
@@ -104,14 +102,7 @@ def masked_from_bytes(data: bytes) -> np.ndarray:
 
 
 def report_to_proto(report: HospitalReport) -> pb.UpdateReport:
-    message = pb.UpdateReport(
-        num_samples=report.num_samples,
-        train_seconds=report.train_seconds,
-        serialize_seconds=report.serialize_seconds,
-        loss=report.loss,
-        update_norm=report.update_norm,
-        privacy_unit=report.privacy_unit,
-    )
+    message = pb.UpdateReport(num_samples=report.num_samples, privacy_unit=report.privacy_unit)
     if report.epsilon is not None:
         message.epsilon = report.epsilon
     return message
@@ -125,10 +116,6 @@ def report_from_proto(message: pb.UpdateReport, *, update_bytes: int) -> Hospita
     return HospitalReport(
         num_samples=message.num_samples,
         epsilon=message.epsilon if message.HasField("epsilon") else None,
-        train_seconds=message.train_seconds,
-        serialize_seconds=message.serialize_seconds,
-        loss=message.loss,
-        update_bytes=update_bytes,
-        update_norm=message.update_norm,
         privacy_unit=message.privacy_unit or "record",
+        update_bytes=update_bytes,
     )

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
@@ -130,7 +130,7 @@ class FederationServer(pb_grpc.FederationServicer):
             ) from None
         return self._coordinator.joined
 
-    async def run_round(self, *, deadline_s: float, exclude: Collection[str] = ()) -> RoundOutcome:
+    async def run_round(self, *, deadline_s: float) -> RoundOutcome:
         """Open a round, wait for every selected hospital or the deadline, then aggregate.
 
         Under secure aggregation the deadline covers training and key advertisement; each
@@ -138,7 +138,7 @@ class FederationServer(pb_grpc.FederationServicer):
         """
         coordinator = self._coordinator
         number, selected = coordinator.open_round(
-            now=self._clock(), deadline_s=deadline_s, exclude=exclude
+            now=self._clock(), deadline_s=deadline_s
         )
         log.info("round opened", extra={"round": number, "selected": len(selected)})
         secure = coordinator.secure_round
@@ -258,6 +258,22 @@ class FederationServer(pb_grpc.FederationServicer):
             expected=expected,
             server_seconds=time.perf_counter() - started,
         )
+
+    async def DeclineRound(  # noqa: N802
+        self, request: pb.DeclineRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeclineReceipt:
+        hospital, _ = await self._caller(context)
+        await self._guard(context, lambda: self._coordinator.decline(hospital, request.round))
+        log.info(
+            "hospital declined a round",
+            extra={
+                "round": request.round,
+                "hospital": hospital,
+                "reason": pb.DeclineReason.Name(request.reason),
+            },
+        )
+        await self._notify()
+        return pb.DeclineReceipt(round=request.round)
 
     # -- secure aggregation ---------------------------------------------------------------
 

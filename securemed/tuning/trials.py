@@ -266,7 +266,7 @@ def _federate(
         accountant=settings.accountant,
     )
     trainers, batches, rates = [], [], []
-    for index, (images, labels) in enumerate(data.hospitals):
+    for images, labels in data.hospitals:
         batch = expected_batch(setting.sampling_rate, len(images))
         batches.append(batch)
         rates.append(1 / math.ceil(len(images) / batch))
@@ -285,7 +285,6 @@ def _federate(
                 training=training,
                 privacy=privacy,
                 total_rounds=setting.rounds,
-                seed=settings.seed * 1000 + index,
             )
         )
 

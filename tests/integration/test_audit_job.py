@@ -93,6 +93,8 @@ def test_the_canary_audit_never_claims_more_than_the_accountant(study) -> None:
     result = json.loads((output / "comparison.json").read_text())
     private = result["variants"]["dp"]["canary_audit"]
     assert private["epsilon_lower_bound"] <= private["accountant_epsilon"] <= 1.0
+    # three audited copies' coins on 16 canaries; the other three copies are the references
+    assert private["audited_copies"] == 3 and private["coins"] == 48
     # and it is not a bound that is always zero: the overfit model's canaries are found
     assert result["variants"]["overfit"]["canary_audit"]["epsilon_lower_bound"] > 0.5
 

@@ -1,5 +1,5 @@
 """Two of eight hospitals flip the sign of their updates: FedAvg is dragged off course, a
-robust rule keeps the model's macro-AUROC within 0.05 of the clean federation's.
+robust rule keeps the model's macro-AUROC within 0.08 of the clean federation's.
 
 Real local training (non-DP, to isolate the attack's effect) on synthetic chest X-rays, with
 the coordinator the aggregator runs; the network is covered elsewhere.
@@ -57,7 +57,7 @@ def _federate(data, rule_name: str, f: int, attacked: bool) -> tuple[float, list
             training=TrainingConfig(batch_size=32, local_epochs=1),
             privacy=PrivacyConfig(enabled=False),
             total_rounds=ROUNDS,
-            seed=i,
+            insecure_seed=i,
         )
         coordinator.join(name, num_samples=PER_HOSPITAL)
     flip = build_attack("sign_flip", scale=3.0)  # three times as hard as honest work pulls
@@ -72,9 +72,6 @@ def _federate(data, rule_name: str, f: int, attacked: bool) -> tuple[float, list
             report = HospitalReport(
                 num_samples=PER_HOSPITAL,
                 epsilon=None,
-                train_seconds=0.0,
-                serialize_seconds=0.0,
-                loss=result.loss,
                 update_bytes=0,
             )
             coordinator.submit(name, number, update, report, now=0.0)
@@ -101,5 +98,8 @@ def test_a_robust_rule_withstands_sign_flipping_that_degrades_fedavg(data) -> No
     assert all(not attackers & set(rows) for rows in kept), kept  # flipped updates left out
     assert clean > 0.7, clean  # the clean federation learns
     assert dragged < clean - 0.05, (clean, dragged)
-    assert robust > clean - 0.05, (clean, robust)
+    # Multi-Krum averages the six honest updates, the clean run all eight: over five training
+    # seeds the gap was -0.014 to 0.055 (FedAvg under attack fell 0.11-0.30 below clean)
+    assert robust > clean - 0.08, (clean, robust)
+    assert robust > dragged + 0.05, (dragged, robust)
     print(f"macro-AUROC clean {clean:.3f}, FedAvg {dragged:.3f}, Multi-Krum {robust:.3f}")

@@ -58,6 +58,7 @@ def _hospital(
     args = ["--aggregator", target, "--cert", str(layout.hospital_cert(name))]
     args += ["--key", str(layout.hospital_key(name)), "--ca", str(layout.ca_cert)]
     args += ["--config", str(_config(folder / "fed.yaml")), "--data", str(data)]
+    args += ["--state-dir", str(folder / "state")]  # this hospital's own ledger lives here
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "securemed.hospital", *args],
@@ -95,14 +96,36 @@ def test_hospital_trains_every_round_on_its_own_file(server, pki, tmp_path: Path
         process.kill()
     assert process.returncode == 0, err
     assert [o.participants for o in outcomes] == [("hospital-1",)] * ROUNDS
-    assert re.search(
-        r"hospital-1: 56 local images, seed \d+;", out
-    )  # train + val; a fresh noise seed
+    ledger = tmp_path / "state" / "hospital-1" / "privacy-ledger.sqlite"
+    assert f"hospital-1: 56 local images; privacy ledger {ledger};" in out  # train + val
+    assert ledger.exists()
     assert "round 1: update sent" in out and "round 2: update sent" in out
-    assert "federation finished: 2 rounds submitted, 0 missed, patient-level epsilon" in out
+    assert "federation finished: 2 rounds submitted, 0 missed, 0 declined, patient-level " in out
     assert "(patient-level)" in out  # MedMNIST: each image its own patient, and says so
     final = running.server.coordinator.global_state
     assert any(not torch.equal(final[name], initial[name]) for name in initial)
+
+
+def test_a_second_run_on_a_spent_data_file_is_refused_before_dialling(
+    server, pki, tmp_path: Path
+) -> None:
+    """The first run spends the file's whole budget (epsilon 8 over its two rounds); the
+    hospital's own ledger refuses the next run on the same file, naming what was spent."""
+    running, _ = server
+    first = _hospital(running.target, "hospital-1", tmp_path, pki)
+    try:
+        running.call(running.server.wait_for_hospitals(1, timeout_s=120), timeout_s=130)
+        for _ in range(ROUNDS):
+            running.call(running.server.run_round(deadline_s=120), timeout_s=130)
+        first.communicate(timeout=120)
+    finally:
+        first.kill()
+    again = _hospital("127.0.0.1:1", "hospital-1", tmp_path, pki, data=tmp_path / "chest.npz")
+    _out, err = again.communicate(timeout=120)
+    assert again.returncode == 2, err
+    assert err.startswith("error:") and "Traceback" not in err
+    assert re.search(r"has spent epsilon (7\.99|8)", err), err
+    assert str(tmp_path / "state" / "hospital-1" / "privacy-ledger.sqlite") in err
 
 
 def test_a_certified_non_member_is_refused_with_a_message(server, pki, tmp_path: Path) -> None:

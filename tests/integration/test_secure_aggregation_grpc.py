@@ -29,9 +29,6 @@ def _report() -> HospitalReport:
     return HospitalReport(
         num_samples=10,
         epsilon=1.0,
-        train_seconds=0.1,
-        serialize_seconds=0.0,
-        loss=0.5,
         update_bytes=0,
     )
 

@@ -45,16 +45,17 @@ def test_canaries_are_the_population_s_kind_of_film_with_every_label_flipped(stu
     assert torch.equal(study.audit_labels[48:], 1 - true[48:56])
     assert study.audit_images.shape == (56, 1, 32, 32)
     assert study.validation_images.shape[0] == 16 and study.test_images.shape[0] == 40
-    assert study.masks.shape == (6, 56) and np.all(study.masks.sum(axis=0) == 3)
+    assert study.masks.shape == (6, 56) and np.all(study.masks[:, :48].sum(axis=0) == 3)
     assert torch.equal(mislabel(torch.tensor([[0.0, 1.0]])), torch.tensor([[1.0, 0.0]]))
 
 
 def test_a_plain_copy_fits_its_own_films_better_than_the_others(study) -> None:
     outcome = train_member_model(study, "plain", 0)
     assert outcome.audit_nll.shape == (56,) and np.all(np.isfinite(outcome.audit_nll))
-    members = study.masks[0]
-    # the signal every attack lives on: lower loss on the films it trained on
-    assert outcome.audit_nll[members].mean() < outcome.audit_nll[~members].mean()
+    members, population = study.masks[0, :48], outcome.audit_nll[:48]
+    # the signal every attack lives on: lower loss on the films it trained on (canaries,
+    # learnt against their picture, are the DP audit's concern and left out here)
+    assert population[members].mean() < population[~members].mean()
     assert outcome.epsilon is None and outcome.noise_multiplier is None
     assert outcome.epochs_run == outcome.best_epoch == 12
     assert 0.0 <= outcome.utility <= 1.0

@@ -57,7 +57,8 @@ def study():
 
 def test_the_study_keeps_public_and_audited_notes_apart(study) -> None:
     assert len(study.audit_set) == 32 and study.masks.shape == (6, 32)
-    assert np.all(study.masks.sum(axis=0) == 3)
+    # the population in halves; the canaries as the one-run audit draws them (audit_masks)
+    assert np.all(study.masks[:, :24].sum(axis=0) == 3)
     public = {tuple(row) for row in study.public.ids.tolist()}
     assert not public & {tuple(row) for row in study.audit_set.ids.tolist()}
     assert study.canary_columns == slice(24, 32)
@@ -115,6 +116,13 @@ def test_the_report_carries_every_number_and_no_note_text(study, tmp_path) -> No
     assert "stays below the accountant's epsilon 4.00" in report
     rows = (tmp_path / "scores-plain.csv").read_text().splitlines()
     assert len(rows) == 1 + 6 * 32 and rows[0].startswith("model,example,kind,member,nll")
+    assert rows[0].endswith(",canary_score,canary_guess")
+    # canaries carry the audit's score and guess on the three audited copies, none elsewhere
+    guesses = [row.split(",")[-1] for row in rows[1:]]
+    assert guesses[: 3 * 32] == [""] * (3 * 32)
+    audited = {guesses[32 * copy + 24 + canary] for copy in (3, 4, 5) for canary in range(8)}
+    assert audited <= {"in", "out", "abstain"}
+    assert "| plain | 8 | 3 | 24 |" in report and "one-run audit" in report
     for path in tmp_path.iterdir():
         if path.suffix in (".md", ".csv", ".json"):
             assert "Portal PIN" not in path.read_text() and "MRN" not in path.read_text()

@@ -57,7 +57,7 @@ def test_the_audited_films_are_the_private_split_with_the_canaries_reports_swapp
 ) -> None:
     private = load_split(TINY.data(), "private")
     assert len(study.audit) == 30 and study.masks.shape == (6, 30)
-    assert np.all(study.masks.sum(axis=0) == 3)
+    assert np.all(study.masks[:, :24].sum(axis=0) == 3)
     assert torch.equal(study.audit.images, private.images)
     assert study.audit.texts[:24] == private.texts[:24]
     # every canary carries a report whose findings its own film does not show

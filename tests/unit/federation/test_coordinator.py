@@ -22,9 +22,6 @@ def _report(num_samples=10, epsilon=1.0):
     return HospitalReport(
         num_samples=num_samples,
         epsilon=epsilon,
-        train_seconds=0.1,
-        serialize_seconds=0.01,
-        loss=0.5,
         update_bytes=24,
     )
 
@@ -156,7 +153,7 @@ def test_malformed_update_is_refused_and_not_aggregated(update, message):
     assert torch.allclose(coordinator.global_state["w"], torch.full((2, 2), 3.0))
 
 
-@pytest.mark.parametrize("report", [_report(num_samples=0), _report(epsilon=float("nan"))])
+@pytest.mark.parametrize("report", [_report(num_samples=-1), _report(epsilon=float("nan"))])
 def test_report_with_impossible_values_is_refused(report):
     coordinator = _coordinator()
     coordinator.open_round(now=0.0, deadline_s=5)

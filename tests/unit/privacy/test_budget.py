@@ -1,4 +1,5 @@
-"""The budget orchestrator: real projections, allow/exclude/raise-noise, and no overspending."""
+"""The budget orchestrator: real projections, allow/exclude/raise-noise, no overspending, and a
+data set's spend and accountant history rebuilt from the ledger across runs and restarts."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from securemed.privacy.ledger import EPSILON_TOLERANCE, PrivacyLedger
 
 DELTA = 1e-5
 RUN = "run-1"
+DATASET = "ds-1"
 
 
 @pytest.fixture
@@ -40,11 +42,13 @@ def stepped_epsilon(kind: str, steps: list[tuple[float, float]], delta: float = 
         return float(accountant.get_epsilon(delta))
 
 
-def orchestrator(ledger: PrivacyLedger, budgets: dict[str, float], **options: Any) -> Any:
+def orchestrator(ledger: PrivacyLedger, budget: float, **options: Any) -> BudgetOrchestrator:
+    """An orchestrator for hospital h1's data set ds-1 in run-1, unless told otherwise."""
     options.setdefault("accountant", "rdp")
-    return BudgetOrchestrator(
-        ledger, {h: PrivacyBudget(e, DELTA) for h, e in budgets.items()}, run_id=RUN, **options
-    )
+    options.setdefault("dataset_id", DATASET)
+    options.setdefault("hospital", "h1")
+    options.setdefault("run_id", RUN)
+    return BudgetOrchestrator(ledger, PrivacyBudget(budget, DELTA), **options)
 
 
 # ------------------------------------------------------------------------- projection
@@ -121,6 +125,11 @@ def test_projection_refuses_out_of_range_arguments(change: dict[str, Any]) -> No
 PLAN = RoundPlan(history=((1.0, 0.05, 100),), noise_multiplier=1.0, sample_rate=0.05, steps=50)
 
 
+def merged(history: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+    """The history as the accountant's ``step()`` keeps it (RoundPlan merges neighbours)."""
+    return list(RoundPlan(tuple(history), 1.0, 0.1, 1).history)
+
+
 def planned_epsilon(plan: RoundPlan, sigma: float) -> float:
     return project_epsilon(
         plan.history,
@@ -134,22 +143,25 @@ def planned_epsilon(plan: RoundPlan, sigma: float) -> float:
 
 def test_hospital_within_budget_is_allowed_with_its_planned_noise(ledger: PrivacyLedger) -> None:
     expected = planned_epsilon(PLAN, 1.0)
-    decision = orchestrator(ledger, {"h1": expected + 0.01}).decide(0, {"h1": PLAN})["h1"]
+    decision = orchestrator(ledger, expected + 0.01).decide(0, PLAN)
     assert decision.action == "allow" and decision.participates
+    assert decision.hospital == "h1"
     assert decision.noise_multiplier == 1.0
+    assert (decision.sample_rate, decision.steps) == (PLAN.sample_rate, PLAN.steps)
     assert decision.projected_epsilon == expected
     assert decision.spent_epsilon == 0.0 and decision.delta == DELTA
+    assert decision.budget_epsilon == expected + 0.01
 
 
 def test_projection_exactly_at_budget_is_allowed(ledger: PrivacyLedger) -> None:
     expected = planned_epsilon(PLAN, 1.0)
-    decision = orchestrator(ledger, {"h1": expected}).decide(0, {"h1": PLAN})["h1"]
+    decision = orchestrator(ledger, expected).decide(0, PLAN)
     assert decision.action == "allow"
 
 
 def test_hospital_that_would_overspend_is_excluded(ledger: PrivacyLedger) -> None:
     expected = planned_epsilon(PLAN, 1.0)
-    decision = orchestrator(ledger, {"h1": expected - 1e-6}).decide(0, {"h1": PLAN})["h1"]
+    decision = orchestrator(ledger, expected - 1e-6).decide(0, PLAN)
     assert decision.action == "exclude" and not decision.participates
     assert decision.noise_multiplier is None
     assert decision.projected_epsilon == expected
@@ -159,10 +171,11 @@ def test_hospital_that_would_overspend_is_excluded(ledger: PrivacyLedger) -> Non
 def test_noise_is_raised_to_the_smallest_multiplier_that_fits(ledger: PrivacyLedger) -> None:
     budget = planned_epsilon(PLAN, 1.0) * 0.97  # a little short
     chooser = orchestrator(
-        ledger, {"h1": budget}, raise_noise=True, max_noise_multiplier=5.0, noise_tolerance=1e-3
+        ledger, budget, raise_noise=True, max_noise_multiplier=5.0, noise_tolerance=1e-3
     )
-    decision = chooser.decide(0, {"h1": PLAN})["h1"]
+    decision = chooser.decide(0, PLAN)
     assert decision.action == "raise_noise"
+    assert (decision.sample_rate, decision.steps) == (PLAN.sample_rate, PLAN.steps)
     sigma = decision.noise_multiplier
     assert sigma is not None and sigma > 1.0
     assert decision.projected_epsilon == planned_epsilon(PLAN, sigma)
@@ -173,8 +186,8 @@ def test_noise_is_raised_to_the_smallest_multiplier_that_fits(ledger: PrivacyLed
 
 def test_hospital_no_noise_can_save_is_excluded(ledger: PrivacyLedger) -> None:
     spent_so_far = planned_epsilon(PLAN, 1e6)  # about what the history alone costs
-    chooser = orchestrator(ledger, {"h1": spent_so_far * 0.99}, raise_noise=True)
-    decision = chooser.decide(0, {"h1": PLAN})["h1"]
+    chooser = orchestrator(ledger, spent_so_far * 0.99, raise_noise=True)
+    decision = chooser.decide(0, PLAN)
     assert decision.action == "exclude"
     assert "even noise" in decision.reason
 
@@ -185,22 +198,42 @@ def test_prv_orchestrator_raises_noise_within_budget(ledger: PrivacyLedger) -> N
                              accountant="prv")  # fmt: skip
     chooser = orchestrator(
         ledger,
-        {"h1": budget},
+        budget,
         accountant="prv",
         raise_noise=True,
         max_noise_multiplier=2.0,
         noise_tolerance=0.25,  # coarse: every PRV evaluation costs a fraction of a second
     )
-    decision = chooser.decide(0, {"h1": plan})["h1"]
+    decision = chooser.decide(0, plan)
     assert decision.action == "raise_noise" and decision.noise_multiplier is not None
     assert decision.projected_epsilon is not None
     assert decision.projected_epsilon <= budget + EPSILON_TOLERANCE
     assert 1.3 <= decision.noise_multiplier <= 1.3 * 1.25
 
 
-def test_hospital_without_a_budget_is_a_config_error(ledger: PrivacyLedger) -> None:
-    with pytest.raises(ConfigError, match="no privacy budget"):
-        orchestrator(ledger, {"h1": 5.0}).decide(0, {"h9": PLAN})
+def test_data_set_without_a_privacy_budget_is_a_config_error(ledger: PrivacyLedger) -> None:
+    bare_number: Any = 5.0
+    with pytest.raises(ConfigError, match="not a PrivacyBudget"):
+        BudgetOrchestrator(ledger, bare_number, dataset_id=DATASET, hospital="h1", run_id=RUN)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"accountant": "gdp"},
+        {"max_noise_multiplier": 0.0},
+        {"max_noise_multiplier": math.inf},
+        {"noise_tolerance": 0.0},
+        {"noise_tolerance": 1.0},
+        {"mechanism": "dp-adam"},
+        {"privacy_unit": "hospital"},
+    ],
+)
+def test_out_of_range_options_are_a_config_error(
+    ledger: PrivacyLedger, option: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigError):
+        orchestrator(ledger, 5.0, **option)
 
 
 def test_plan_from_another_accountant_is_refused() -> None:
@@ -222,15 +255,16 @@ def test_plan_from_another_accountant_is_refused() -> None:
 # ------------------------------------------------------------------------------ the gate
 
 
-def test_crashed_reservation_at_budget_exhausts_the_hospital(ledger: PrivacyLedger) -> None:
-    chooser = orchestrator(ledger, {"h1": 5.0, "h2": 5.0})
-    decision = chooser.decide(0, {"h1": RoundPlan((), 1.0, 0.05, 5)})["h1"]
+def test_crashed_reservation_at_budget_exhausts_the_data_set(ledger: PrivacyLedger) -> None:
+    chooser = orchestrator(ledger, 5.0)
+    other_data_set = orchestrator(ledger, 5.0, dataset_id="ds-2")
+    decision = chooser.decide(0, RoundPlan((), 1.0, 0.05, 5))
     chooser.reserve(decision, round_number=0, cumulative_epsilon=5.0)
     # ...the process dies here: never committed, so the row stays 'reserved' and counts
     with pytest.raises(BudgetExhausted, match="reserved rounds count"):
-        chooser.ensure_within_budget("h1")
-    chooser.ensure_within_budget("h2")
-    after = chooser.decide(1, {"h1": PLAN})["h1"]
+        chooser.ensure_within_budget()
+    other_data_set.ensure_within_budget()
+    after = chooser.decide(1, PLAN)
     assert after.action == "exclude" and "exhausted" in after.reason
     with pytest.raises(BudgetExhausted):
         chooser.reserve(after, round_number=1)
@@ -241,76 +275,241 @@ def test_crashed_reservation_at_budget_exhausts_the_hospital(ledger: PrivacyLedg
 def test_reserve_refuses_an_actual_epsilon_past_the_budget(ledger: PrivacyLedger) -> None:
     plan = RoundPlan((), 1.0, 0.05, 5)
     expected = planned_epsilon(plan, 1.0)
-    chooser = orchestrator(ledger, {"h1": expected})
-    decision = chooser.decide(0, {"h1": plan})["h1"]
+    chooser = orchestrator(ledger, expected)
+    decision = chooser.decide(0, plan)
     with pytest.raises(BudgetExhausted, match="past its budget"):
         chooser.reserve(decision, round_number=0, cumulative_epsilon=expected * 1.01)
     entry = chooser.reserve(decision, round_number=0)
     assert entry.cumulative_epsilon == expected and entry.status == "reserved"
-    assert chooser.commit("h1", round_number=0).status == "released"
+    assert (entry.dataset_id, entry.run_id, entry.hospital) == (DATASET, RUN, "h1")
+    assert entry.parameters == {"noise_multiplier": 1.0, "sample_rate": 0.05, "steps": 5}
+    assert entry.guarantee is True
+    assert chooser.commit(round_number=0).status == "released"
+
+
+def test_reserve_records_the_larger_of_projection_and_trainer_epsilon(
+    ledger: PrivacyLedger,
+) -> None:
+    plan = RoundPlan((), 1.0, 0.05, 5)
+    chooser = orchestrator(ledger, 5.0)
+    decision = chooser.decide(0, plan)
+    assert decision.projected_epsilon is not None
+    lower = chooser.reserve(decision, round_number=0, cumulative_epsilon=0.0)
+    assert lower.cumulative_epsilon == decision.projected_epsilon
+    second = chooser.decide(1, RoundPlan(tuple(chooser.history()), 1.0, 0.05, 5))
+    assert second.projected_epsilon is not None
+    higher = chooser.reserve(second, round_number=1, cumulative_epsilon=4.0)
+    assert higher.cumulative_epsilon == 4.0 and chooser.spent() == 4.0
+
+
+def test_excluded_decision_cannot_be_reserved(ledger: PrivacyLedger) -> None:
+    chooser = orchestrator(ledger, planned_epsilon(PLAN, 1.0) - 1e-6)
+    decision = chooser.decide(0, PLAN)
+    with pytest.raises(BudgetExhausted, match="excluded"):
+        chooser.reserve(decision, round_number=0)
+    assert ledger.entries() == []
 
 
 def test_history_that_misses_a_reserved_round_is_excluded(ledger: PrivacyLedger) -> None:
-    chooser = orchestrator(ledger, {"h1": 50.0})
+    chooser = orchestrator(ledger, 50.0)
     first = RoundPlan((), 1.0, 0.05, 50)
-    chooser.reserve(chooser.decide(0, {"h1": first})["h1"], round_number=0)
+    chooser.reserve(chooser.decide(0, first), round_number=0)
     # the trainer restarted from an empty accountant: its history forgets round 0
-    decision = chooser.decide(1, {"h1": first})["h1"]
+    decision = chooser.decide(1, first)
     assert decision.action == "exclude" and "misses a reserved round" in decision.reason
+    # the history rebuilt from the ledger does not
+    rebuilt = chooser.decide(1, RoundPlan(tuple(chooser.history()), 1.0, 0.05, 50))
+    assert rebuilt.action == "allow"
 
 
 def test_aborted_round_gives_its_budget_back(ledger: PrivacyLedger) -> None:
     plan = RoundPlan((), 1.0, 0.05, 20)
-    chooser = orchestrator(ledger, {"h1": planned_epsilon(plan, 1.0)})
-    decision = chooser.decide(0, {"h1": plan})["h1"]
+    chooser = orchestrator(ledger, planned_epsilon(plan, 1.0))
+    decision = chooser.decide(0, plan)
     chooser.reserve(decision, round_number=0)
-    assert chooser.decide(1, {"h1": plan})["h1"].action == "exclude"
-    chooser.abort("h1", round_number=0, reason="training crashed before any noise was drawn")
-    assert chooser.spent("h1") == 0.0
-    assert chooser.decide(1, {"h1": plan})["h1"].action == "allow"
+    assert chooser.decide(1, plan).action == "exclude"
+    chooser.abort(round_number=0, reason="training crashed before any noise was drawn")
+    assert chooser.spent() == 0.0
+    assert chooser.history() == []
+    assert chooser.decide(1, plan).action == "allow"
+
+
+# ------------------------------------------------------------- runs on one data set
+
+
+def test_a_second_run_starts_from_the_spend_of_the_first(ledger: PrivacyLedger) -> None:
+    plan = RoundPlan((), 1.0, 0.05, 20)
+    one_round = planned_epsilon(plan, 1.0)
+    first = orchestrator(ledger, one_round, run_id="run-1")
+    allowed = first.decide(0, plan)
+    first.reserve(allowed, round_number=0)
+    first.commit(round_number=0)
+
+    second = orchestrator(ledger, one_round, run_id="run-2")
+    assert second.spent() == one_round
+    assert second.history() == [(1.0, 0.05, 20)]
+    with pytest.raises(BudgetExhausted, match="reserved rounds count"):
+        second.ensure_within_budget()
+    assert second.decide(0, RoundPlan(tuple(second.history()), 1.0, 0.05, 20)).action == "exclude"
+    with pytest.raises(BudgetExhausted, match="spent"):  # run-1's own "allow", replayed
+        second.reserve(allowed, round_number=0)
+    assert ledger.history(dataset_id=DATASET, run_id="run-2") == []
+
+    # the hospital's other data set has a budget of its own
+    other = orchestrator(ledger, one_round, dataset_id="ds-2", run_id="run-2")
+    assert other.spent() == 0.0 and other.history() == []
+    fresh = other.decide(0, plan)
+    assert fresh.action == "allow"
+    assert other.reserve(fresh, round_number=0).cumulative_epsilon == one_round
+
+
+def test_a_second_run_projects_over_the_first_runs_rounds(ledger: PrivacyLedger) -> None:
+    plan = RoundPlan((), 1.0, 0.05, 20)
+    two_rounds = planned_epsilon(RoundPlan(((1.0, 0.05, 20),), 1.0, 0.05, 20), 1.0)
+    first = orchestrator(ledger, two_rounds, run_id="run-1")
+    first.reserve(first.decide(0, plan), round_number=0)
+    first.commit(round_number=0)
+
+    second = orchestrator(ledger, two_rounds, run_id="run-2")
+    # a trainer that starts afresh in run-2 has forgotten run-1
+    assert "misses a reserved round" in second.decide(0, plan).reason
+    decision = second.decide(0, RoundPlan(tuple(second.history()), 1.0, 0.05, 20))
+    assert decision.action == "allow" and decision.projected_epsilon == two_rounds
+    assert decision.spent_epsilon == first.spent()
+    entry = second.reserve(decision, round_number=0)
+    assert entry.epsilon == pytest.approx(two_rounds - planned_epsilon(plan, 1.0), rel=1e-12)
+    assert second.history() == first.history() == [(1.0, 0.05, 40)]
+    assert first.spent() == second.spent() == two_rounds
+
+
+# ------------------------------------------------------------- history from the ledger
+
+
+def reserve_round(
+    chooser: BudgetOrchestrator, round_number: int, sigma: float, rate: float, steps: int
+) -> None:
+    """Plan a round on the history the ledger holds, then reserve it (as a hospital would)."""
+    plan = RoundPlan(tuple(chooser.history()), sigma, rate, steps)
+    decision = chooser.decide(round_number, plan)
+    assert decision.action == "allow", decision.reason
+    chooser.reserve(decision, round_number=round_number)
+
+
+def test_history_is_rebuilt_from_the_counted_rows_and_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with PrivacyLedger(path) as first_ledger:
+        chooser = orchestrator(first_ledger, 50.0)
+        reserve_round(chooser, 0, 1.0, 0.05, 20)
+        chooser.commit(round_number=0)
+        reserve_round(chooser, 1, 1.0, 0.05, 30)
+        chooser.commit(round_number=1)
+        reserve_round(chooser, 2, 2.0, 0.05, 10)
+        chooser.abort(round_number=2, reason="the aggregator was unreachable before sending")
+        reserve_round(chooser, 3, 1.0, 0.05, 5)
+        chooser.commit(round_number=3)
+        reserve_round(chooser, 4, 1.5, 0.02, 10)
+        # ...the process dies here, between reserve and commit: round 4 may have left
+        history, spent = chooser.history(), chooser.spent()
+    # the aborted round is left out, so rounds 0, 1 and 3 merge as the accountant's step() would
+    assert history == [(1.0, 0.05, 55), (1.5, 0.02, 10)]
+    assert spent == project_epsilon(
+        history, noise_multiplier=1.0, sample_rate=0.1, steps=0, delta=DELTA, accountant="rdp"
+    )
+
+    with PrivacyLedger(path) as reopened:
+        restarted = orchestrator(reopened, 50.0)
+        assert restarted.history() == history
+        assert restarted.spent() == spent
+        assert [row.status for row in reopened.history(dataset_id=DATASET)] == [
+            "released",
+            "released",
+            "aborted",
+            "released",
+            "reserved",
+        ]
+        # planning on the rebuilt history is consistent with the ledger; on an empty one it is not
+        after = restarted.decide(5, RoundPlan(tuple(restarted.history()), 1.5, 0.02, 10))
+        assert after.action == "allow" and after.spent_epsilon == spent
+        assert after.projected_epsilon is not None and after.projected_epsilon > spent
+        assert restarted.decide(5, RoundPlan((), 1.5, 0.02, 10)).action == "exclude"
+
+
+def test_history_records_the_raised_noise_not_the_planned_one(ledger: PrivacyLedger) -> None:
+    budget = planned_epsilon(PLAN, 1.0) * 0.97
+    chooser = orchestrator(ledger, budget, raise_noise=True, noise_tolerance=1e-2)
+    # the plan's history is an earlier round reserved by the hospital on this data set
+    earlier = RoundPlan((), 1.0, 0.05, 100)
+    chooser.reserve(chooser.decide(0, earlier), round_number=0)
+    decision = chooser.decide(1, RoundPlan(tuple(chooser.history()), 1.0, 0.05, 50))
+    assert decision.action == "raise_noise" and decision.noise_multiplier is not None
+    entry = chooser.reserve(decision, round_number=1)
+    assert entry.parameters["noise_multiplier"] == decision.noise_multiplier
+    assert chooser.history() == [(1.0, 0.05, 100), (decision.noise_multiplier, 0.05, 50)]
+    assert chooser.spent() == decision.projected_epsilon
+
+
+def test_rounds_without_a_guarantee_are_marked_and_still_spend(ledger: PrivacyLedger) -> None:
+    plan = RoundPlan((), 1.0, 0.05, 20)
+    one_round = planned_epsilon(plan, 1.0)
+    seeded = orchestrator(ledger, one_round, run_id="seeded", guarantee=False)
+    entry = seeded.reserve(seeded.decide(0, plan), round_number=0)
+    assert entry.guarantee is False and entry.counted
+    seeded.commit(round_number=0)
+    real = orchestrator(ledger, one_round, run_id="real")
+    assert real.spent() == one_round and real.history() == [(1.0, 0.05, 20)]
+    with pytest.raises(BudgetExhausted):
+        real.ensure_within_budget()
+    assert [row.guarantee for row in ledger.history(dataset_id=DATASET)] == [False]
 
 
 # ------------------------------------------------------------------------- many rounds
 
 
-def test_many_rounds_never_overspend_any_hospital(ledger: PrivacyLedger) -> None:
-    budgets = {"h1": 1.5, "h2": 2.5, "h3": 4.0}
-    raising = orchestrator(ledger, budgets, raise_noise=True, noise_tolerance=0.01)
-    plain = orchestrator(ledger, budgets)
-    histories: dict[str, list[tuple[float, float, int]]] = {h: [] for h in budgets}
+def test_many_rounds_never_overspend_any_data_set(ledger: PrivacyLedger) -> None:
+    budgets = {"ds-1": 1.5, "ds-2": 2.5, "ds-3": 4.0}
+    raising = {
+        dataset: orchestrator(
+            ledger, budget, dataset_id=dataset, raise_noise=True, noise_tolerance=0.01
+        )
+        for dataset, budget in budgets.items()
+    }
+    plain = {
+        dataset: orchestrator(ledger, budget, dataset_id=dataset)
+        for dataset, budget in budgets.items()
+    }
+    histories: dict[str, list[tuple[float, float, int]]] = {d: [] for d in budgets}
     actions: list[str] = []
     rng = random.Random(7)
     for round_number in range(8):
-        plans = {
-            hospital: RoundPlan(
-                history=tuple(histories[hospital]),
+        for dataset in budgets:
+            plan = RoundPlan(
+                history=tuple(histories[dataset]),
                 noise_multiplier=rng.choice([0.8, 1.0, 1.3]),
                 sample_rate=rng.choice([0.02, 0.05]),
                 steps=rng.choice([20, 50]),
             )
-            for hospital in budgets
-        }
-        chooser = raising if round_number % 2 else plain
-        for hospital, decision in chooser.decide(round_number, plans).items():
+            chooser = (raising if round_number % 2 else plain)[dataset]
+            decision = chooser.decide(round_number, plan)
             actions.append(decision.action)
             if not decision.participates:
                 continue
             assert decision.noise_multiplier is not None
-            plan = plans[hospital]
             chooser.reserve(decision, round_number=round_number)
             # the update is (possibly) out from here on: its steps enter the history even
             # when the process then dies before committing
-            histories[hospital].append((decision.noise_multiplier, plan.sample_rate, plan.steps))
+            histories[dataset].append((decision.noise_multiplier, plan.sample_rate, plan.steps))
             if rng.random() < 0.8:
-                chooser.commit(hospital, round_number=round_number)
+                chooser.commit(round_number=round_number)
     assert {"allow", "raise_noise", "exclude"} <= set(actions)
-    for hospital, budget in budgets.items():
-        spent = ledger.spent(run_id=RUN, hospital=hospital, mechanism="dp-sgd")
+    for dataset, budget in budgets.items():
+        spent = ledger.spent(dataset_id=dataset, mechanism="dp-sgd")
         assert spent <= budget + EPSILON_TOLERANCE
         true_epsilon = project_epsilon(
-            histories[hospital], noise_multiplier=1.0, sample_rate=0.1, steps=0, delta=DELTA,
+            histories[dataset], noise_multiplier=1.0, sample_rate=0.1, steps=0, delta=DELTA,
             accountant="rdp",
         )  # fmt: skip
         assert true_epsilon == pytest.approx(spent, rel=1e-12)
         assert true_epsilon <= budget + EPSILON_TOLERANCE
         assert spent > 0.5 * budget  # the orchestrator did let them spend
+        # the ledger's rebuilt history is the one the hospital kept
+        assert plain[dataset].history() == merged(histories[dataset])

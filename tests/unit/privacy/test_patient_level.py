@@ -38,7 +38,7 @@ def make_trainer(
     privacy: PrivacyConfig | None = None,
     patient_ids: np.ndarray | None = None,
     total_rounds: int = 2,
-    seed: int = 0,
+    insecure_seed: int | None = 0,
     optimizer: str = "sgd",
     **kwargs: object,
 ) -> tuple[LocalTrainer, torch.nn.Module]:
@@ -57,7 +57,7 @@ def make_trainer(
         ),
         privacy=privacy if privacy is not None else dp(),
         total_rounds=total_rounds,
-        seed=seed,
+        insecure_seed=insecure_seed,
         patient_ids=skewed_patients(n) if patient_ids is None else patient_ids,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -159,7 +159,10 @@ def test_noise_has_the_calibrated_scale_and_an_empty_batch_is_pure_noise() -> No
 def test_trainer_step_applies_the_clipped_patient_sums_it_should() -> None:
     """End to end through LocalTrainer, with the noise switched off for the check."""
     trainer, _ = make_trainer(
-        n=12, batch_size=2, patient_ids=np.array([5, 5, 5, 5, 5, 9, 9, 2, 2, 2, 3, 4]), seed=3
+        n=12,
+        batch_size=2,
+        patient_ids=np.array([5, 5, 5, 5, 5, 9, 9, 2, 2, 2, 3, 4]),
+        insecure_seed=3,
     )
     max_norm = trainer._privacy.max_grad_norm
     trainer._noise_multiplier = 0.0
@@ -265,7 +268,6 @@ def test_one_image_per_patient_is_accounted_exactly_like_records() -> None:
         "training": TrainingConfig(optimizer="sgd", batch_size=8, local_epochs=1),
         "privacy": dp(),
         "total_rounds": 2,
-        "seed": 0,
     }
     record = LocalTrainer(fresh_model(), images, labels, **common)  # type: ignore[arg-type]
     patient = LocalTrainer(
@@ -295,7 +297,7 @@ def test_an_accountant_state_of_the_other_unit_is_refused() -> None:
             training=TrainingConfig(batch_size=8),
             privacy=dp(),
             total_rounds=2,
-            seed=0,
+            insecure_seed=0,
             accountant_state=saved,
         )
     resumed, _ = make_trainer(accountant_state=saved)
@@ -306,12 +308,12 @@ def test_an_accountant_state_of_the_other_unit_is_refused() -> None:
 
 
 def test_same_seed_reproduces_and_a_restored_trainer_draws_new_noise() -> None:
-    a, model = make_trainer(seed=4)
-    b, _ = make_trainer(seed=4)
+    a, model = make_trainer(insecure_seed=4)
+    b, _ = make_trainer(insecure_seed=4)
     start = model.state_dict()
     state_a = a.train_round(start).state
     assert all(torch.equal(state_a[k], v) for k, v in b.train_round(start).state.items())
-    resumed, _ = make_trainer(seed=4, accountant_state=a.accountant_state())
+    resumed, _ = make_trainer(insecure_seed=4, accountant_state=a.accountant_state())
     assert not torch.equal(resumed.train_round(start).state["head.weight"], state_a["head.weight"])
 
 
@@ -330,7 +332,7 @@ def test_patient_level_training_on_synthetic_films_lowers_the_loss() -> None:
         training=TrainingConfig(batch_size=16, learning_rate=0.01, local_epochs=1),
         privacy=dp(noise_multiplier=0.5, max_grad_norm=1.0),
         total_rounds=4,
-        seed=0,
+        insecure_seed=0,
         patient_ids=patient_ids,
     )
     state = model.state_dict()

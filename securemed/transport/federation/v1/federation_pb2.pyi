@@ -13,10 +13,19 @@ class RoundPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROUND_PHASE_WAITING: _ClassVar[RoundPhase]
     ROUND_PHASE_OPEN: _ClassVar[RoundPhase]
     ROUND_PHASE_FINISHED: _ClassVar[RoundPhase]
+
+class DeclineReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DECLINE_REASON_UNSPECIFIED: _ClassVar[DeclineReason]
+    DECLINE_REASON_BUDGET: _ClassVar[DeclineReason]
+    DECLINE_REASON_POLICY: _ClassVar[DeclineReason]
 ROUND_PHASE_UNSPECIFIED: RoundPhase
 ROUND_PHASE_WAITING: RoundPhase
 ROUND_PHASE_OPEN: RoundPhase
 ROUND_PHASE_FINISHED: RoundPhase
+DECLINE_REASON_UNSPECIFIED: DeclineReason
+DECLINE_REASON_BUDGET: DeclineReason
+DECLINE_REASON_POLICY: DeclineReason
 
 class Tensor(_message.Message):
     __slots__ = ("name", "dtype", "shape", "data")
@@ -69,7 +78,7 @@ class RoundStatus(_message.Message):
     def __init__(self, round: _Optional[int] = ..., phase: _Optional[_Union[RoundPhase, str]] = ..., selected: _Optional[bool] = ..., seconds_left: _Optional[float] = ..., total_rounds: _Optional[int] = ..., secure: _Optional[_Union[SecureRound, _Mapping]] = ...) -> None: ...
 
 class SecureRound(_message.Message):
-    __slots__ = ("round_id", "participants", "neighbours", "threshold", "min_survivors", "clip", "bits", "norm_bound", "noise_stddev", "phase_seconds")
+    __slots__ = ("round_id", "participants", "neighbours", "threshold", "min_survivors", "clip", "bits", "norm_bound", "phase_seconds")
     ROUND_ID_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
     NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
@@ -78,7 +87,6 @@ class SecureRound(_message.Message):
     CLIP_FIELD_NUMBER: _ClassVar[int]
     BITS_FIELD_NUMBER: _ClassVar[int]
     NORM_BOUND_FIELD_NUMBER: _ClassVar[int]
-    NOISE_STDDEV_FIELD_NUMBER: _ClassVar[int]
     PHASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     round_id: bytes
     participants: _containers.RepeatedScalarFieldContainer[str]
@@ -88,9 +96,8 @@ class SecureRound(_message.Message):
     clip: float
     bits: int
     norm_bound: float
-    noise_stddev: float
     phase_seconds: float
-    def __init__(self, round_id: _Optional[bytes] = ..., participants: _Optional[_Iterable[str]] = ..., neighbours: _Optional[int] = ..., threshold: _Optional[int] = ..., min_survivors: _Optional[int] = ..., clip: _Optional[float] = ..., bits: _Optional[int] = ..., norm_bound: _Optional[float] = ..., noise_stddev: _Optional[float] = ..., phase_seconds: _Optional[float] = ...) -> None: ...
+    def __init__(self, round_id: _Optional[bytes] = ..., participants: _Optional[_Iterable[str]] = ..., neighbours: _Optional[int] = ..., threshold: _Optional[int] = ..., min_survivors: _Optional[int] = ..., clip: _Optional[float] = ..., bits: _Optional[int] = ..., norm_bound: _Optional[float] = ..., phase_seconds: _Optional[float] = ...) -> None: ...
 
 class GlobalModelRequest(_message.Message):
     __slots__ = ("round",)
@@ -107,22 +114,14 @@ class GlobalModel(_message.Message):
     def __init__(self, round: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
 
 class UpdateReport(_message.Message):
-    __slots__ = ("num_samples", "epsilon", "train_seconds", "serialize_seconds", "loss", "update_norm", "privacy_unit")
+    __slots__ = ("num_samples", "epsilon", "privacy_unit")
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     EPSILON_FIELD_NUMBER: _ClassVar[int]
-    TRAIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    SERIALIZE_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    LOSS_FIELD_NUMBER: _ClassVar[int]
-    UPDATE_NORM_FIELD_NUMBER: _ClassVar[int]
     PRIVACY_UNIT_FIELD_NUMBER: _ClassVar[int]
     num_samples: int
     epsilon: float
-    train_seconds: float
-    serialize_seconds: float
-    loss: float
-    update_norm: float
     privacy_unit: str
-    def __init__(self, num_samples: _Optional[int] = ..., epsilon: _Optional[float] = ..., train_seconds: _Optional[float] = ..., serialize_seconds: _Optional[float] = ..., loss: _Optional[float] = ..., update_norm: _Optional[float] = ..., privacy_unit: _Optional[str] = ...) -> None: ...
+    def __init__(self, num_samples: _Optional[int] = ..., epsilon: _Optional[float] = ..., privacy_unit: _Optional[str] = ...) -> None: ...
 
 class UpdateRequest(_message.Message):
     __slots__ = ("round", "tensors", "report")
@@ -211,6 +210,20 @@ class MaskedUpdateRequest(_message.Message):
     masked: bytes
     report: UpdateReport
     def __init__(self, round: _Optional[int] = ..., masked: _Optional[bytes] = ..., report: _Optional[_Union[UpdateReport, _Mapping]] = ...) -> None: ...
+
+class DeclineRequest(_message.Message):
+    __slots__ = ("round", "reason")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    reason: DeclineReason
+    def __init__(self, round: _Optional[int] = ..., reason: _Optional[_Union[DeclineReason, str]] = ...) -> None: ...
+
+class DeclineReceipt(_message.Message):
+    __slots__ = ("round",)
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    def __init__(self, round: _Optional[int] = ...) -> None: ...
 
 class UnmaskRequest(_message.Message):
     __slots__ = ("round", "survivors", "dropped")

@@ -55,6 +55,11 @@ class FederationStub:
                 request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateRequest.SerializeToString,
                 response_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateReceipt.FromString,
                 _registered_method=True)
+        self.DeclineRound = channel.unary_unary(
+                '/securemed.federation.v1.Federation/DeclineRound',
+                request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.DeclineRequest.SerializeToString,
+                response_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.DeclineReceipt.FromString,
+                _registered_method=True)
         self.AdvertiseKeys = channel.unary_unary(
                 '/securemed.federation.v1.Federation/AdvertiseKeys',
                 request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.AdvertiseKeysRequest.SerializeToString,
@@ -112,6 +117,15 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeclineRound(self, request, context):
+        """A selected hospital sits the round out (its budget or its policy says so): the round
+        stops waiting for it. Under secure aggregation only before it advertised its keys
+        (FAILED_PRECONDITION after).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AdvertiseKeys(self, request, context):
         """Secure aggregation. Each step returns when every hospital of the caller's secure sum has
         taken it or the step's time is up, with what the next step needs. A bad signature, a
@@ -163,6 +177,11 @@ def add_FederationServicer_to_server(servicer, server):
                     servicer.SubmitUpdate,
                     request_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateRequest.FromString,
                     response_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateReceipt.SerializeToString,
+            ),
+            'DeclineRound': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineRound,
+                    request_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.DeclineRequest.FromString,
+                    response_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.DeclineReceipt.SerializeToString,
             ),
             'AdvertiseKeys': grpc.unary_unary_rpc_method_handler(
                     servicer.AdvertiseKeys,
@@ -294,6 +313,33 @@ class Federation:
             '/securemed.federation.v1.Federation/SubmitUpdate',
             securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateRequest.SerializeToString,
             securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UpdateReceipt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineRound(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securemed.federation.v1.Federation/DeclineRound',
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.DeclineRequest.SerializeToString,
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.DeclineReceipt.FromString,
             options,
             channel_credentials,
             insecure,
