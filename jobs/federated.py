@@ -57,12 +57,23 @@ from securemed.models import build_model
 from securemed.pki import PkiLayout, init_pki, load_identity
 from securemed.privacy import train_central
 from securemed.privacy.randomness import NOT_A_GUARANTEE
-from securemed.transport import CIPHER_SUITES_VARIABLE, TLS12_DISABLED_SUITES
+from securemed.transport import (
+    CIPHER_SUITES_VARIABLE,
+    QUIET_VERBOSITY,
+    TLS12_DISABLED_SUITES,
+    VERBOSITY_VARIABLE,
+)
 
 AUDIT_FILE = "audit.jsonl"
 JOIN_TIMEOUT_S = 600.0
-#: every actor that speaks gRPC gets the TLS 1.3-only setting before it imports grpc
-GRPC_ENV = {"env_vars": {CIPHER_SUITES_VARIABLE: TLS12_DISABLED_SUITES}}
+#: every actor that speaks gRPC gets the TLS 1.3-only setting before it imports grpc, and this
+#: process's gRPC verbosity (quiet unless the operator chose one; see securemed.transport)
+GRPC_ENV = {
+    "env_vars": {
+        CIPHER_SUITES_VARIABLE: TLS12_DISABLED_SUITES,
+        VERBOSITY_VARIABLE: os.environ.get(VERBOSITY_VARIABLE, QUIET_VERBOSITY),
+    }
+}
 
 
 def smoke_config(config: JobConfig) -> JobConfig:

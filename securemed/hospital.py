@@ -93,6 +93,8 @@ class HospitalPolicy:
     Attributes:
         require_secure: refuse a round that would take the update in the clear.
         min_survivors: refuse a secure round that would unmask fewer sums than this.
+        min_neighbours: refuse a secure round whose SecAgg+ graph gives fewer neighbours (k).
+        min_threshold: refuse a secure round whose secret sharing needs fewer shares (t).
         norm_bound: the L2 bound the hospital scales its update to before masking.
         client_dp: its client-level DP noise, if it adds any.
         public_dataset_size: whether its record count (and so its epsilon) may leave.
@@ -100,6 +102,8 @@ class HospitalPolicy:
 
     require_secure: bool = False
     min_survivors: int | None = None
+    min_neighbours: int | None = None
+    min_threshold: int | None = None
     norm_bound: float | None = None
     client_dp: ClientDPPolicy | None = None
     public_dataset_size: bool = True
@@ -114,6 +118,8 @@ class HospitalPolicy:
                 secure.min_survivors or 0, client_dp.min_survivors if client_dp else 0
             )
             or None,
+            min_neighbours=secure.neighbours,
+            min_threshold=secure.threshold,
             norm_bound=secure.norm_bound,
             client_dp=client_dp,
             public_dataset_size=config.privacy.public_dataset_size,
@@ -125,12 +131,17 @@ class HospitalPolicy:
             return "the round is not secure, and this hospital requires secure aggregation" if (
                 self.require_secure
             ) else None
-        asked = view.secure.params.min_survivors
-        if self.min_survivors is not None and asked < self.min_survivors:
-            return (
-                f"the round would unmask a sum of {asked} hospitals, fewer than the "
-                f"{self.min_survivors} this hospital requires"
-            )
+        params = view.secure.params
+        for asked, demanded, what in (
+            (params.min_survivors, self.min_survivors, "hospitals left to unmask a sum"),
+            (params.neighbours, self.min_neighbours, "neighbours (k)"),
+            (params.threshold, self.min_threshold, "shares to recover a secret (t)"),
+        ):
+            if demanded is not None and asked < demanded:
+                return (
+                    f"the round asks for {asked} {what}, fewer than the {demanded} this "
+                    "hospital requires"
+                )
         return None
 
 
@@ -452,6 +463,10 @@ class HospitalSite:
         return {
             "dataset_id": self.privacy.dataset_id,
             "ledger": str(self.privacy.ledger.path),
+            # generated data is public by construction: its ledger covers this run only
+            "ledger_covers": "this run (generated, public data)"
+            if self.place.public_data
+            else "every run on this data set",
             "accountant": state["mechanism"] if state else None,
             "delta": self.delta,
             "unit": state["unit"] if state else None,

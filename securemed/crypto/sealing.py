@@ -4,9 +4,16 @@ ECIES (eciespy's default: secp256k1, AES-256-GCM, 16-byte nonce, the format the 
 libraries read) makes the report readable by the holder of the clinician's key only, but says
 nothing about who wrote it, for which request, or whether it was sent before. So the envelope
 carries a header (format version, key ids, request id, model version, issued-at and expiry,
-report hash) and an Ed25519 signature of the service over the header *and* the ciphertext's
-digest: a forged envelope, a header moved onto another ciphertext, or an edited field all
-fail the signature, and the opening side's replay cache refuses a request id seen before.
+report hash, the safety verdict's decision and reason codes) and an Ed25519 signature of the
+service over the header *and* the ciphertext's digest: a forged envelope, a header moved onto
+another ciphertext, an edited field or a flagged verdict passed off as a pass all fail the
+signature, and the opening side's replay cache refuses a request id seen before.
+
+The header is readable by anyone who holds the envelope, so it holds no clinical content: of
+the verdict only the decision and each reason's code, stage and decision go there, all from the
+closed vocabularies of :mod:`securemed.safety` (checked when sealing). The reasons' messages
+("pleural_effusion is left in FINDINGS but right in IMPRESSION") are sealed with the report,
+and the opener checks that the header's codes are those of the sealed verdict.
 
 The report hash is SHA-256 over a random salt and the report, and the salt travels inside the
 ciphertext: a plain hash would let anyone holding the envelope test guesses such as the common
@@ -20,10 +27,11 @@ import hashlib
 import json
 import secrets
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import ecies
 from cryptography.exceptions import InvalidSignature
@@ -33,7 +41,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from securemed.errors import EnvelopeRejected
 
 FORMAT = "securemed-sealed-report"
-VERSION = 1
+# 2: the validator's reason messages moved from the header into the ciphertext
+VERSION = 2
 DEFAULT_VALIDITY = timedelta(hours=24)
 
 
@@ -54,8 +63,16 @@ def generate_clinician_key() -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class OpenedReport:
+    """What the clinician gets from an envelope.
+
+    ``verdict`` is the safety verdict as the service sealed it (``Verdict.to_dict()``: the
+    decision and every reason with its message), or ``None`` when none was sealed; ``header``
+    holds only its decision and reason codes.
+    """
+
     report: str
     header: dict[str, Any]
+    verdict: dict[str, Any] | None = None
 
 
 class ReportSealer:
@@ -77,18 +94,25 @@ class ReportSealer:
         recipient: bytes,
         request_id: str,
         model_version: str,
-        verdict: dict[str, Any] | None = None,
+        verdict: Mapping[str, Any] | None = None,
         now: datetime | None = None,
     ) -> dict[str, Any]:
         """The JSON envelope of ``report`` for the holder of ``recipient``'s private key.
 
-        ``verdict`` (the safety validator's decision and reason codes) is signed with the rest
-        of the header, so a flagged report cannot be passed off as one that passed.
+        ``verdict`` is the safety validator's, as ``Verdict.to_dict()`` gives it. Its decision
+        and reason codes are signed in the header, so a flagged report cannot be passed off as
+        one that passed; the whole verdict, messages included, is sealed with the report.
+        Raises ``ValueError`` if the verdict's decision, a stage or a code is not one
+        :mod:`securemed.safety` defines: nothing else may travel in the clear.
         """
         issued = now or datetime.now(UTC)
         salt = secrets.token_bytes(16)
-        inner = json.dumps({"salt": salt.hex(), "report": report}).encode()
-        ciphertext = ecies.encrypt(recipient, inner)
+        payload: dict[str, Any] = {"salt": salt.hex(), "report": report}
+        public_verdict = None
+        if verdict is not None:
+            public_verdict = _public_verdict_to_sign(verdict)
+            payload["verdict"] = dict(verdict)
+        ciphertext = ecies.encrypt(recipient, json.dumps(payload).encode())
         header = {
             "format": FORMAT,
             "version": VERSION,
@@ -100,8 +124,8 @@ class ReportSealer:
             "expires_at": _timestamp(issued + self._validity),
             "report_sha256": _report_hash(salt, report),
         }
-        if verdict is not None:
-            header["verdict"] = verdict
+        if public_verdict is not None:
+            header["verdict"] = public_verdict
         signature = self._signing_key.sign(_signed_bytes(header, ciphertext))
         return {
             "header": header,
@@ -159,11 +183,7 @@ class EnvelopeOpener:
         """The report inside ``envelope``; :class:`EnvelopeRejected` names what failed."""
         now = now or datetime.now(UTC)
         header, ciphertext, signature = _parts(envelope)
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
-            raise EnvelopeRejected(
-                "unsupported_format",
-                f"this is not a {FORMAT} version {VERSION} envelope: upgrade SecureMed",
-            )
+        _check_format(header)
         if header.get("service_key_id") != self._service_key_id:
             raise EnvelopeRejected(
                 "unknown_service_key", "the envelope names another service key than the trusted one"
@@ -181,13 +201,97 @@ class EnvelopeOpener:
         try:
             inner = json.loads(ecies.decrypt(self._private.secret, ciphertext))
             salt, report = bytes.fromhex(inner["salt"]), str(inner["report"])
-        except (ValueError, KeyError, TypeError):
+            verdict = inner.get("verdict")
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise EnvelopeRejected("decryption_failed", "the ciphertext does not open") from None
         if _report_hash(salt, report) != header.get("report_sha256"):
             raise EnvelopeRejected("hash_mismatch", "the report does not match its signed hash")
+        if not _sealed_verdict_matches(verdict, header.get("verdict")):
+            raise EnvelopeRejected(
+                "verdict_mismatch",
+                "the sealed safety verdict does not match the signed header's decision and codes",
+            )
         if not self._replays.admit(str(header["request_id"]), str(header["expires_at"]), now):
             raise EnvelopeRejected("replayed", "this envelope was opened before: a replay")
-        return OpenedReport(report, header)
+        return OpenedReport(report, header, verdict)
+
+
+def _check_format(header: dict[str, Any]) -> None:
+    if header.get("format") != FORMAT:
+        raise EnvelopeRejected("unsupported_format", f"this is not a {FORMAT} envelope")
+    version = header.get("version")
+    if version == VERSION:
+        return
+    if isinstance(version, int) and not isinstance(version, bool) and version < VERSION:
+        # older versions are refused, not read: version 1 put the validator's messages in the
+        # clear header, and an envelope expires within a day, so a new request loses nothing
+        raise EnvelopeRejected(
+            "unsupported_format",
+            f"a version {version} envelope is no longer opened (this SecureMed opens version "
+            f"{VERSION}): request the report again",
+        )
+    raise EnvelopeRejected(
+        "unsupported_format",
+        f"this SecureMed opens {FORMAT} version {VERSION} envelopes only: upgrade SecureMed",
+    )
+
+
+#: of a reason, what the header may carry: names of a kind of problem, never what was found
+_PUBLIC_REASON_FIELDS = ("code", "stage", "decision")
+
+
+def _public_verdict(verdict: Mapping[str, Any]) -> dict[str, Any]:
+    """The header's part of a verdict: its decision and each reason's code, stage and decision.
+
+    Fields are picked, not removed, so a field added to reasons later stays sealed.
+    """
+    return {
+        "decision": verdict["decision"],
+        "reasons": [
+            {field: reason[field] for field in _PUBLIC_REASON_FIELDS}
+            for reason in verdict["reasons"]
+        ],
+    }
+
+
+def _sealed_verdict_matches(sealed: Any, signed: Any) -> bool:
+    """Whether the header's verdict is the public part of the sealed one (or both are absent)."""
+    if sealed is None or signed is None:
+        return sealed is None and signed is None
+    try:
+        return _public_verdict(sealed) == signed
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
+def _public_verdict_to_sign(verdict: Mapping[str, Any]) -> dict[str, Any]:
+    """``_public_verdict``, once every value in it is checked against the safety vocabulary."""
+    # imported here, not at the top: the clinician's side (``securemed decrypt``) only opens,
+    # and the safety package loads the report labeler and its dependencies
+    from securemed.safety.codes import Action, Code
+    from securemed.safety.verdict import Decision, Stage
+
+    codes = {code.value for code in Code}
+    try:
+        public = _public_verdict(verdict)
+        allowed = _member(public["decision"], get_args(Decision)) and all(
+            _member(reason["code"], codes)
+            and _member(reason["stage"], get_args(Stage))
+            and _member(reason["decision"], get_args(Action))
+            for reason in public["reasons"]
+        )
+    except (KeyError, TypeError, AttributeError):
+        allowed = False
+    if not allowed:
+        raise ValueError(
+            "a sealed verdict must be Verdict.to_dict() with codes from securemed.safety.Code: "
+            "its decision and codes travel in the clear header, so they may name nothing else"
+        )
+    return public
+
+
+def _member(value: Any, allowed: Any) -> bool:
+    return isinstance(value, str) and value in allowed
 
 
 def _parts(envelope: Any) -> tuple[dict[str, Any], bytes, bytes]:

@@ -267,10 +267,14 @@ class FederationCoordinator:
         open_round = self._open
         selected = open_round is not None and hospital in open_round.selected
         assignment = None
-        if open_round is not None and selected and open_round.secure is not None:
-            if hospital not in open_round.declined:
-                with contextlib.suppress(RoundAborted):
-                    assignment = open_round.secure.assignment(hospital)
+        if (
+            open_round is not None
+            and selected
+            and open_round.secure is not None
+            and hospital not in open_round.declined
+        ):
+            with contextlib.suppress(RoundAborted):
+                assignment = open_round.secure.assignment(hospital)
         return RoundView(
             round=self.round,
             phase=self._phase,

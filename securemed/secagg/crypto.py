@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from securemed.errors import ProtocolViolation
 
@@ -95,7 +95,13 @@ def verify_signed_by(certificate_pem: bytes, message: bytes, signature: bytes) -
 
 
 def verify_member_certificate(certificate_pem: bytes, ca_pem: bytes, hospital: str) -> None:
-    """Check that the CA issued this certificate to ``hospital`` and that it is valid now."""
+    """Check that the CA issued this certificate to ``hospital``, as a hospital, valid now.
+
+    The role matters: the aggregator's certificate comes from the same CA (for server
+    authentication), and an aggregator that listed itself as a participant could otherwise
+    collect shares meant for hospitals. Only a client-authentication certificate, the kind
+    :mod:`securemed.pki` issues to hospitals, may take part.
+    """
     try:
         cert = x509.load_pem_x509_certificate(certificate_pem)
         ca = x509.load_pem_x509_certificate(ca_pem)
@@ -107,6 +113,15 @@ def verify_member_certificate(certificate_pem: bytes, ca_pem: bytes, hospital: s
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if [str(name.value) for name in names] != [hospital]:
         raise ProtocolViolation(f"the certificate offered for {hospital!r} names someone else")
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = x509.ExtendedKeyUsage([])
+    if list(usages) != [ExtendedKeyUsageOID.CLIENT_AUTH]:
+        raise ProtocolViolation(
+            f"the certificate offered for {hospital!r} is not a hospital's (client-auth) "
+            "certificate; only hospitals take part in a secure sum"
+        )
     now = datetime.datetime.now(datetime.UTC)
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise ProtocolViolation(f"the certificate of {hospital!r} is not valid now")

@@ -5,7 +5,9 @@ Both adapt the core's state machines to the wire; generated stubs live in
 
 Importing this package first thing disables TLS 1.2 and older in gRPC (see
 :mod:`securemed.transport.tls` for why it is done this way): gRPC reads the setting once, when
-it is imported, so it is set here, before any module of this package imports ``grpc``.
+it is imported, so it is set here, before any module of this package imports ``grpc``, over
+any value the process inherited. gRPC's own log verbosity is read at the same moment and is
+lowered here to errors unless the environment chose one (the comment below says why).
 """
 
 import os as _os
@@ -13,5 +15,19 @@ import os as _os
 CIPHER_SUITES_VARIABLE = "GRPC_SSL_CIPHER_SUITES"
 #: the only TLS <= 1.2 cipher gRPC may use: a pre-shared-key suite it never configures
 TLS12_DISABLED_SUITES = "PSK-AES128-CBC-SHA"
+VERBOSITY_VARIABLE = "GRPC_VERBOSITY"
+#: gRPC's C core logs only errors: see below for what that hides
+QUIET_VERBOSITY = "ERROR"
 
-_os.environ.setdefault(CIPHER_SUITES_VARIABLE, TLS12_DISABLED_SUITES)
+# Set, not defaulted: an inherited value (a shell profile, a container image, a Ray cluster's
+# environment) would otherwise bring TLS 1.2 back.
+_os.environ[CIPHER_SUITES_VARIABLE] = TLS12_DISABLED_SUITES
+
+# The server's start-up check (a TLS 1.2 ClientHello it must refuse) makes gRPC's C core log
+# "Handshake failed ... NO_SHARED_CIPHER" at INFO level at every start, which reads like a fault.
+# grpcio 1.85 offers no narrower switch than the process-wide verbosity (DEBUG, INFO, ERROR or
+# NONE; WARNING is rejected), so gRPC's INFO and WARNING lines go with it: among them the same
+# handshake failure for a real client (the client still gets UNAVAILABLE, with the reason). Its
+# errors still print. Defaulted, not set: an operator who asks for GRPC_VERBOSITY=INFO or DEBUG
+# to diagnose a connection gets it, start-up line included.
+_os.environ.setdefault(VERBOSITY_VARIABLE, QUIET_VERBOSITY)

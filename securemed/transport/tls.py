@@ -10,9 +10,10 @@ gRPC's ``GRPC_SSL_CIPHER_SUITES`` setting, which governs TLS 1.2 and older only 
 are fixed by BoringSSL). We set it to a single pre-shared-key suite: gRPC never configures a PSK,
 so no TLS 1.2 handshake can agree on a cipher and every one fails, whatever certificates the
 peer holds, while TLS 1.3 is untouched. gRPC reads the setting once, when it is first imported,
-so this package sets it before it imports ``grpc`` and, for processes where something imported
-``grpc`` first, :func:`refuses_tls12` checks a running server and the server refuses to serve
-if a TLS 1.2 handshake gets past its first message.
+so this package sets it (over any inherited value) before it imports ``grpc`` and, for processes
+where something imported ``grpc`` first, :func:`refuses_tls12` checks a running server with every
+TLS 1.2 suite the local OpenSSL can offer, and the server refuses to serve if a TLS 1.2
+handshake gets past its first message.
 """
 
 from __future__ import annotations
@@ -74,20 +75,33 @@ def caller_identity(context: grpc.ServicerContext | grpc.aio.ServicerContext) ->
     return names[0].decode(), certificates[0]
 
 
-def refuses_tls12(host: str, port: int, *, timeout_s: float = 5.0) -> bool:
-    """Whether the server at ``host:port`` answers a TLS 1.2 ClientHello with an alert.
+def tls12_probe_context() -> ssl.SSLContext:
+    """A TLS 1.2-only client context that offers every TLS 1.2 suite the local OpenSSL can.
 
-    Sends a real TLS 1.2-only ClientHello (Python's ``ssl`` through a memory BIO) and reads
-    the first record back: a ServerHello means TLS 1.2 was accepted, an alert that it was not.
+    Python's default context offers only the dozen or so suites it considers modern; a server
+    allowed any other one (a CBC or SHA-1 suite, a NULL cipher, anonymous Diffie-Hellman) would
+    pass a probe that offered only those. ``@SECLEVEL=0`` lifts OpenSSL's own floor.
+    Pre-shared-key and SRP suites are left out by OpenSSL itself, as the probe holds no key.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
     context.set_alpn_protocols(["h2"])
+    return context
+
+
+def refuses_tls12(host: str, port: int, *, timeout_s: float = 5.0) -> bool:
+    """Whether the server at ``host:port`` answers a TLS 1.2 ClientHello with an alert.
+
+    Sends a real TLS 1.2-only ClientHello offering every TLS 1.2 suite
+    (:func:`tls12_probe_context`, through a memory BIO) and reads the first record back: a
+    ServerHello means TLS 1.2 was accepted, an alert that it was not.
+    """
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing)
+    tls = tls12_probe_context().wrap_bio(incoming, outgoing)
     with contextlib.suppress(ssl.SSLWantReadError):
         tls.do_handshake()
     with socket.create_connection((host, port), timeout=timeout_s) as connection:

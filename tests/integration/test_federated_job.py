@@ -60,6 +60,7 @@ def test_three_hospitals_two_rounds_improve_the_global_model(local_ray, tmp_path
         assert (tmp_path / "privacy" / f"{hospital}.sqlite").exists()
         published = privacy["hospitals"][hospital]
         assert published["accountant"] == "prv" and published["delta"] == 1e-5
+        assert published["ledger_covers"] == "this run (generated, public data)"
         assert published["epsilon_is_guarantee"] is False
         assert privacy["epsilon"][hospital] == pytest.approx(rounds[1]["epsilon"][hospital])
         assert independent_epsilon(published) == pytest.approx(

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import pytest
 import torch
@@ -100,28 +101,100 @@ def test_the_hospital_is_the_one_its_certificate_names(running, pki) -> None:
     assert running.server.coordinator.joined == ("hospital-2",)
 
 
-def test_an_aggregator_that_would_accept_tls12_refuses_to_serve(pki, tmp_path) -> None:
-    """gRPC imported before securemed.transport: the start-up probe catches it."""
+#: gRPC's handshake-failure line, which the start-up probe used to cause at every start
+GRPC_HANDSHAKE_ERROR = "Handshake failed"
+#: TLS 1.2 suites the aggregator's ECDSA certificate can serve; the second is one Python's
+#: default client context does not offer
+HOSTILE_SUITES = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA"
+
+
+def _start_aggregator_in_a_child(
+    pki, *, first_import: str, after_start: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Start a FederationServer on 127.0.0.1 in a fresh Python, ``first_import`` first; run
+    ``after_start`` (with ``server`` in scope) while it serves; stop it. Logs go to stderr."""
     script = f"""
-import grpc  # first, so the TLS 1.3-only setting comes too late
-import asyncio, torch
+import {first_import}
+import logging, sys, torch
 from pathlib import Path
 from securemed.errors import ConfigError
 from securemed.federation.coordinator import FederationCoordinator
 from securemed.pki import PkiLayout, load_identity
-from securemed.transport.server import FederationServer
+from securemed.transport.threaded import ThreadedFederationServer
+logging.basicConfig(
+    level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s", force=True
+)
 coordinator = FederationCoordinator(
     hospitals=["hospital-1"], global_state={{"w": torch.zeros(1)}}, total_rounds=1
 )
 identity = load_identity(PkiLayout(Path({str(pki.layout.root)!r})), "aggregator")
-server = FederationServer(coordinator, identity=identity, max_message_bytes=1024)
 try:
-    asyncio.run(server.start())
+    server = ThreadedFederationServer(coordinator, identity=identity, max_message_bytes=1024)
 except ConfigError as error:
     print("REFUSED:", error)
+    sys.exit()
+with server:
+{textwrap.indent(after_start or "pass", "    ")}
 """
-    env = {k: v for k, v in os.environ.items() if k != "GRPC_SSL_CIPHER_SUITES"}
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    base = {
+        k: v for k, v in os.environ.items() if k not in ("GRPC_SSL_CIPHER_SUITES", "GRPC_VERBOSITY")
+    }
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=120,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "inherited",
+    [None, "ECDHE-ECDSA-AES128-SHA"],
+    ids=["grpc-default-suites", "a-suite-python-does-not-offer-by-default"],
+)
+def test_an_aggregator_that_would_accept_tls12_refuses_to_serve(pki, inherited) -> None:
+    """gRPC imported before securemed.transport: the start-up probe catches it, whichever
+    TLS 1.2 suite gRPC was left to accept."""
+    env = {} if inherited is None else {"GRPC_SSL_CIPHER_SUITES": inherited}
+    result = _start_aggregator_in_a_child(pki, first_import="grpc", env=env)
     assert "REFUSED: the aggregator would accept TLS 1.2" in result.stdout, result.stderr[-800:]
+
+
+@pytest.mark.slow
+def test_an_inherited_tls12_cipher_list_does_not_bring_tls12_back(pki) -> None:
+    """The process inherits TLS 1.2 suites gRPC would serve; securemed.transport overrides them
+    before gRPC reads them, and a TLS 1.2 client offering exactly those suites is refused."""
+    handshake = f"""
+import socket, ssl
+client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+client.minimum_version = client.maximum_version = ssl.TLSVersion.TLSv1_2
+client.check_hostname = False
+client.verify_mode = ssl.CERT_NONE
+client.set_ciphers({HOSTILE_SUITES!r})
+try:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        with client.wrap_socket(raw) as connection:
+            print("TLS 1.2 ACCEPTED:", connection.version(), connection.cipher())
+except ssl.SSLError as error:
+    print("TLS 1.2 REFUSED:", error.reason)
+"""
+    result = _start_aggregator_in_a_child(
+        pki,
+        first_import="securemed.transport, grpc",
+        after_start=handshake,
+        env={"GRPC_SSL_CIPHER_SUITES": HOSTILE_SUITES},
+    )
+    assert "TLS 1.2 REFUSED:" in result.stdout, result.stdout + result.stderr[-800:]
+
+
+@pytest.mark.slow
+def test_the_start_up_output_says_tls12_was_refused_without_grpcs_handshake_error(pki) -> None:
+    result = _start_aggregator_in_a_child(pki, first_import="securemed.transport")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-800:]
+    assert GRPC_HANDSHAKE_ERROR not in output
+    lines = [line for line in output.splitlines() if "TLS 1.2 checked and refused" in line]
+    assert len(lines) == 1, output[-800:]
+    assert "federation server listening" in output

@@ -217,6 +217,8 @@ def test_a_flagged_report_is_sealed_behind_the_disclaimer_with_its_reasons(
     verdict = response.json()["header"]["verdict"]
     assert verdict["decision"] == "flag"
     assert "invisible_characters" in {reason["code"] for reason in verdict["reasons"]}
+    # the clear header names the reasons by code only; their messages are sealed
+    assert all(set(reason) == {"code", "stage", "decision"} for reason in verdict["reasons"])
     opened = service.decrypt(response.json(), key, tmp_path)
     assert opened.stdout.startswith(DISCLAIMER) and "invisible_characters" in opened.stderr
     assert "Whitfield" not in opened.stdout and "\u200b" not in opened.stdout

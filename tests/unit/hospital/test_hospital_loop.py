@@ -6,6 +6,7 @@ records every message, as a curious aggregator would."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import textwrap
@@ -158,19 +159,22 @@ def test_a_clear_round_is_refused_by_a_hospital_that_requires_secure_aggregation
     assert _updates(aggregator) == []
 
 
-def test_a_secure_round_with_fewer_survivors_than_the_policy_demands_is_refused(
-    tmp_path,
-) -> None:
+@pytest.mark.parametrize(
+    "demand", [{"min_survivors": 3}, {"threshold": 3}, {"neighbours": 3, "threshold": 2}]
+)
+def test_a_secure_round_weaker_than_the_policy_is_refused(tmp_path, demand) -> None:
+    """The aggregator offers 2 hospitals with k = 1, t = 1, 2 survivors (it could then
+    recover one hospital's masks); a hospital that demands more declines, uploading nothing."""
     config = parse_config(
         {
             **_config().model_dump(mode="json", exclude={"secure_aggregation"}),
-            "secure_aggregation": {"min_survivors": 3},
+            "secure_aggregation": demand,
         }
     )
     with _site(config, tmp_path) as site:
         aggregator = _aggregator([(1, True)], secure_survivors=2)
         site.run(aggregator)  # type: ignore[arg-type]
-    assert _declines(aggregator) == [(1, "policy")]
+    assert _declines(aggregator) == [(1, "policy")] and _updates(aggregator) == []
 
 
 def test_every_run_on_the_same_data_file_spends_one_lifetime_budget(tmp_path) -> None:
@@ -185,6 +189,10 @@ def test_every_run_on_the_same_data_file_spends_one_lifetime_budget(tmp_path) ->
         site.run(_aggregator([(1, False), (2, False)]))  # type: ignore[arg-type]
         assert site.privacy is not None
         ledger_path = site.privacy.ledger.path
+        published = site.accounting()
+        assert published is not None
+        assert published["ledger_covers"] == "every run on this data set"
+        assert published["dataset_id"] == f"sha256:{hashlib.sha256(data.read_bytes()).hexdigest()}"
     assert ledger_path.is_relative_to(tmp_path / "state")
     with pytest.raises(BudgetExhausted) as refused:
         _site(config, tmp_path, run_id="run-b", data_file=data)

@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from securemed.errors import DuplicateSubmission, ProtocolViolation, RoundAborted
+from securemed.pki import load_identity
 from securemed.secagg import SecAggClient, SecAggParams, SecAggServer
 from securemed.secagg.local import run_local_round
 from securemed.secagg.protocol import EncryptedShare, RoundInfo
@@ -264,3 +265,16 @@ def test_a_survivor_answers_the_unmask_step_only_once(federation) -> None:
         clients["hospital-01"].unmask(
             tuple(n for n in survivors if n != "hospital-02"), ("hospital-02",)
         )
+
+
+def test_the_aggregator_cannot_take_part_with_its_own_certificate(federation) -> None:
+    """The aggregator's certificate comes from the same CA, but for server authentication: an
+    aggregator that lists itself as a participant has its keys refused by every hospital."""
+    info = RoundInfo(round=1, round_id=os.urandom(16), participants=("aggregator", "hospital-01"))
+    params = SecAggParams.for_round(2)
+    aggregator = load_identity(federation.layout, "aggregator")
+    posing = SecAggClient("aggregator", info, params, aggregator)
+    victim = SecAggClient("hospital-01", info, params, federation.identities["hospital-01"])
+    victim.advertise()
+    with pytest.raises(ProtocolViolation, match="not a hospital's"):
+        victim.share([posing.advertise()])

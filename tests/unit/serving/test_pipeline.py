@@ -103,7 +103,11 @@ def test_a_request_runs_every_stage_and_seals_what_the_clinician_opens(
     opened = opener.open(produced.envelope)
     assert "FINDINGS:" in opened.report and "Hartwell" not in opened.report
     assert opened.header["model_version"] == runner.model_version
-    assert opened.header["verdict"] == produced.verdict.to_dict()
+    assert opened.verdict == produced.verdict.to_dict()  # messages included, from inside
+    assert opened.header["verdict"]["decision"] == produced.verdict.decision
+    signed_codes = [r["code"] for r in opened.header["verdict"]["reasons"]]
+    assert signed_codes == [r.code for r in produced.verdict.reasons]
+    assert all("message" not in reason for reason in opened.header["verdict"]["reasons"])
 
 
 def test_a_blocked_indication_is_never_anonymized_generated_or_sealed(runner) -> None:
