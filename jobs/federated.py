@@ -309,7 +309,9 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
         baseline = evaluate_state(config, baseline_state, test, class_names)
 
     accounting = {summary.hospital: summary.accounting for summary in summaries}
-    guarantee = config.privacy.insecure_reproducible_seed is None
+    guarantee = config.privacy.insecure_reproducible_seed is None and all(
+        entry is None or entry.get("epsilon_is_guarantee", True) for entry in accounting.values()
+    )
     metrics = {
         "initial": {"test": initial_test},
         "rounds": records,
@@ -328,7 +330,7 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
                 name: entry["epsilon"] if entry else None for name, entry in accounting.items()
             },
             "client_level_epsilon": {
-                name: entry["client_level_epsilon"] if entry else None
+                name: entry.get("client_level_epsilon") if entry else None
                 for name, entry in accounting.items()
             }
             if config.secure_aggregation.client_dp_noise_multiplier is not None

@@ -42,7 +42,10 @@ from securemed.aggregation import flatten_updates
 from securemed.config import DataConfig, JobConfig, load_config
 from securemed.data.from_config import build_source
 from securemed.errors import (
+    ConfigError,
+    DataError,
     FederationFinished,
+    ProtocolViolation,
     RoundAborted,
     SecureMedError,
     StaleRound,
@@ -125,8 +128,9 @@ class HospitalPolicy:
             public_dataset_size=config.privacy.public_dataset_size,
         )
 
-    def refusal(self, view: RoundView) -> str | None:
-        """Why this round is weaker than the policy; ``None`` when it is not."""
+    def refusal(self, view: RoundView, dimension: int) -> str | None:
+        """Why this round is weaker than the policy, or cannot carry its client-level noise
+        (``dimension`` coordinates); ``None`` when it is fine."""
         if view.secure is None:
             return "the round is not secure, and this hospital requires secure aggregation" if (
                 self.require_secure
@@ -142,6 +146,13 @@ class HospitalPolicy:
                     f"the round asks for {asked} {what}, fewer than the {demanded} this "
                     "hospital requires"
                 )
+        if self.client_dp is not None:
+            try:
+                self.client_dp.check_ring(
+                    params, self.client_dp.round_parameters(params, dimension)
+                )
+            except ConfigError as error:
+                return str(error)
         return None
 
 
@@ -190,12 +201,14 @@ def secure_submit(
         report,
         wait_s=step_s,
     )
-    if policy.min_survivors is not None and len(survivors) < policy.min_survivors:
+    real = set(survivors) & set(assignment.info.participants)
+    if policy.min_survivors is not None and len(real) < policy.min_survivors:
         raise RoundAborted(
-            f"round {view.round}: the aggregator asks to unmask a sum of {len(survivors)} "
-            f"hospitals, fewer than the {policy.min_survivors} this hospital requires; its "
+            f"round {view.round}: the aggregator asks to unmask a sum of {len(real)} "
+            f"participants, fewer than the {policy.min_survivors} this hospital requires; its "
             "shares are withheld"
         )
+    # refuses (ProtocolViolation) names twice over or outside the participants
     return client.unmask(view.round, protocol.unmask(survivors, dropped))
 
 
@@ -236,17 +249,21 @@ def run_hospital(
         if not view.selected:
             continue
         try:
-            refusal = policy.refusal(view)
+            global_state = client.global_model(view.round)
+            dimension = sum(tensor.numel() for tensor in global_state.values())
+            refusal = policy.refusal(view, dimension)
             if refusal is not None:
                 _decline(client, summary, view.round, "policy", refusal)
                 continue
-            global_state = client.global_model(view.round)
-            dimension = sum(tensor.numel() for tensor in global_state.values())
             noise_variance, why_not = _plan_round(view, dimension, trainer, privacy, policy)
             if why_not is not None:
                 _decline(client, summary, view.round, "budget", why_not)
                 continue
-            result = trainer.train_round(global_state)
+            try:
+                result = trainer.train_round(global_state)
+            except (ConfigError, DataError) as error:  # a global model that does not fit
+                _decline(client, summary, view.round, "policy", str(error))
+                continue
             # Privacy is spent once the update may leave: written before any byte of it does.
             summary.epsilon = result.epsilon
             if privacy is not None:
@@ -275,7 +292,9 @@ def run_hospital(
             log.warning("missed the round's deadline", extra={"round": view.round})
             summary.rounds_missed.append(view.round)
             continue
-        except RoundAborted as error:
+        except (RoundAborted, ProtocolViolation) as error:
+            # a malformed or weaker request from the aggregator ends this round for the
+            # hospital, never the hospital itself (what it reserved stays counted)
             log.warning("secure round aborted", extra={"round": view.round, "reason": str(error)})
             summary.rounds_aborted.append(view.round)
             continue
@@ -306,10 +325,7 @@ def _plan_round(
         return 0.0, decision.reason
     noise_variance = 0.0
     if view.secure is not None and policy.client_dp is not None:
-        parameters = policy.client_dp.round_parameters(
-            view.secure.params, dimension
-        )
-        policy.client_dp.check_ring(view.secure.params, parameters)
+        parameters = policy.client_dp.round_parameters(view.secure.params, dimension)
         why_not = privacy.decide_client_dp(view.round, parameters)
         if why_not is not None:
             return 0.0, why_not
@@ -384,7 +400,8 @@ class HospitalSite:
         privacy_config = config.privacy
         self.policy = HospitalPolicy.from_config(config)
         insecure_seed = insecure_seed_for(config, hospital)
-        self.randomness = NoiseSource(insecure_seed)
+        # rounding and client-level noise: a stream of their own, even in the insecure mode
+        self.randomness = NoiseSource(insecure_seed_for(config, f"{hospital}/secure-sum"))
         self.num_samples = len(labels)
         self.delta = privacy_config.delta
         self.privacy: HospitalPrivacy | None = None
@@ -460,6 +477,9 @@ class HospitalSite:
             return None
         state = self.privacy.accountant_state()
         client_dp = self.policy.client_dp
+        if not self.policy.public_dataset_size:
+            # the sampling rate is batch size over the record count: it would tell the size
+            return {"dataset_size": "private", "epsilon": None, "history": []}
         return {
             "dataset_id": self.privacy.dataset_id,
             "ledger": str(self.privacy.ledger.path),
@@ -474,7 +494,7 @@ class HospitalSite:
             "history": state["history"] if state else [],
             "epsilon": self.privacy.spent("dp-sgd") if state else None,
             "client_level_epsilon": self.privacy.spent("client-dp") if client_dp else None,
-            "epsilon_is_guarantee": self.randomness.secure,
+            "epsilon_is_guarantee": self.privacy.guaranteed(),
         }
 
     def close(self) -> None:
@@ -571,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
             labels=labels,
             patient_ids=source.patient_ids("train") if config.privacy.unit == "patient" else None,
             run_id=args.run_id or _default_run_id(args.aggregator),
-            data_file=args.data,
+            data_file=data.path,  # a real file (from --data or the config) keeps its budget
             run_folder=None,
         )
     except SecureMedError as error:

@@ -18,9 +18,8 @@ Projection is the accountant itself, not an estimate: :func:`project_epsilon` ta
 accountant's ``history`` of ``(noise_multiplier, sample_rate, steps)`` entries, adds the planned
 steps exactly as ``step()`` would, and computes epsilon as Opacus' ``PRVAccountant`` (which it
 runs) or ``RDPAccountant`` (whose own analysis functions and orders it calls, caching each
-entry's curve) would report it; the tests check the numbers agree to the last digits. The
-same function accounts client-level DP at the aggregator: there each round is one Gaussian
-step with noise multiplier ``z`` and hospital sampling rate ``q``, so a round is ``steps=1``.
+entry's curve) would report it; the tests check the numbers agree to the last digits.
+Client-level DP is the Skellam mechanism, accounted in :mod:`securemed.privacy.client_dp`.
 
 Float rounding: a projection may exceed the budget by at most :data:`EPSILON_TOLERANCE`
 (``1e-9``). Ledger values and projections come from the same deterministic computation, so this
@@ -37,7 +36,7 @@ import functools
 import logging
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,8 +76,7 @@ def project_epsilon(
             a trainer's ``accountant_state()``): ``(noise_multiplier, sample_rate, steps)``
             entries, oldest first.
         noise_multiplier: the noise multiplier of the planned steps.
-        sample_rate: their sampling rate (records per batch over records, or hospitals per
-            round over hospitals for client-level DP).
+        sample_rate: their sampling rate (records or patients per batch over all of them).
         steps: how many steps the round takes (``0`` gives the epsilon of ``history``).
         delta: the delta to state epsilon at.
         accountant: ``"rdp"`` or ``"prv"``, the accountant the hospital trains with.
@@ -154,34 +152,6 @@ class RoundPlan:
         _check_mechanism(self.noise_multiplier, self.sample_rate, self.steps, where="round plan")
         if self.steps < 1:
             raise ConfigError(f"a round plan takes at least one step, got {self.steps}")
-
-    @classmethod
-    def from_accountant_state(
-        cls,
-        state: Mapping[str, Any],
-        *,
-        accountant: AccountantKind,
-        noise_multiplier: float,
-        sample_rate: float,
-        steps: int,
-    ) -> RoundPlan:
-        """A plan from a trainer's ``accountant_state()``, checking it is ``accountant``'s.
-
-        Raises:
-            ConfigError: the state was recorded by another accountant, or is malformed.
-        """
-        history = state.get("history") or []
-        if history and state.get("mechanism") != accountant:
-            raise ConfigError(
-                f"the accountant state was recorded by {state.get('mechanism')!r}, the budget "
-                f"is accounted with {accountant!r}; epsilons of different accountants differ"
-            )
-        return cls(
-            history=tuple(history),
-            noise_multiplier=noise_multiplier,
-            sample_rate=sample_rate,
-            steps=steps,
-        )
 
 
 @dataclass(frozen=True)

@@ -98,9 +98,11 @@ class ClientDPPolicy:
                 the ring.
         """
         half_range = params.hospitals * (2**params.bits - 1) / 2
-        if half_range + _RING_SIGMAS * math.sqrt(parameters["variance"]) >= 2 ** (RING_BITS - 1):
+        # every participant may add its share: up to n / m times the accounted variance
+        summed = parameters["variance"] * max(1.0, params.hospitals / self.min_survivors)
+        if half_range + _RING_SIGMAS * math.sqrt(summed) >= 2 ** (RING_BITS - 1):
             raise ConfigError(
-                f"client-level noise of standard deviation {math.sqrt(parameters['variance']):.3g}"
+                f"client-level noise of standard deviation {math.sqrt(summed):.3g}"
                 f" levels does not fit the {RING_BITS}-bit ring at {params.bits} bits a "
                 "coordinate; use fewer secure_aggregation.bits"
             )

@@ -182,6 +182,15 @@ class HospitalPrivacy:
         """The data set's spend under ``mechanism`` over every run (reserved rounds count)."""
         return self.ledger.spent(dataset_id=self._dataset_id, mechanism=mechanism)
 
+    def guaranteed(self) -> bool:
+        """Whether the data set's whole spend is a guarantee: this run's noise and every
+        counted round before it came from the OS, none from a config seed."""
+        return self._secure_noise and all(
+            entry.guarantee
+            for entry in self.ledger.history(dataset_id=self._dataset_id)
+            if entry.counted
+        )
+
     # --------------------------------------------------------------------------- DP-SGD
 
     def check_run(self, plan: tuple[float, float, int], rounds: int) -> None:
@@ -318,7 +327,7 @@ class HospitalPrivacy:
                     privacy_unit="patient",  # a hospital's whole data set: every patient in it
                     accountant="rdp",
                     parameters=parameters,
-                    guarantee=True,  # Skellam noise always comes from the OS
+                    guarantee=self._secure_noise,
                     budget_epsilon=self._client_dp.budget_epsilon,
                 )
             )

@@ -122,7 +122,7 @@ class LedgerEntry:
         hospital: the hospital's id (never a name or anything about its patients).
         round: the round number.
         mechanism: ``"dp-sgd"`` (record- or patient-level DP-SGD at the hospital) or
-            ``"client-dp"`` (client-level DP added at aggregation).
+            ``"client-dp"`` (client-level Skellam noise the hospital adds to its masked update).
         privacy_unit: what the guarantee protects, ``"record"`` or ``"patient"``.
         accountant: ``"rdp"`` or ``"prv"``; epsilons of different accountants do not compose.
         epsilon: the increase of the cumulative epsilon in this round.

@@ -4,16 +4,17 @@ DP-SGD's epsilon holds only if nobody can predict the noise: anyone who can rege
 subtract it and read the clipped gradients underneath. The aggregator and whoever runs the job
 know the config and the code, so no part of the noise may follow from them.
 
-:class:`NoiseSource` therefore seeds torch generators and numpy generators from the operating
-system's CSPRNG (:func:`os.urandom`, 64 bits for a torch generator, 128 for numpy's PCG64)
-**afresh before every step**, and never stores, logs or sends a seed. Why that is secret:
+:class:`NoiseSource` therefore fills torch generators' whole state, and seeds numpy generators,
+from the operating system's CSPRNG (:func:`os.urandom`) **afresh before every step**, and never
+stores, logs or sends any of it. Why that is secret:
 
-* a seed is an unpredictable 64-bit (or 128-bit) value that exists only inside the hospital's
-  process for one step; guessing it means searching 2^64 values per step;
-* torch's CPU generator (MT19937) can be reconstructed from 624 consecutive raw outputs, but
-  nobody outside sees raw outputs: the aggregator sees only clipped gradients plus noise, summed
-  and mixed into weights; and since every step starts from a new seed, no step's draws share a
-  state with another's;
+* torch's CPU generator is MT19937, and ``manual_seed`` keeps only 32 bits of a seed: a seeded
+  step could be found by trying 2^32 seeds against the update. So the generator's state is set
+  directly, all 624 of its 32-bit words from the OS (19,968 bits a step); numpy's PCG64 gets a
+  128-bit seed;
+* MT19937 can be reconstructed from 624 consecutive raw outputs, but nobody outside sees raw
+  outputs: the aggregator sees only clipped gradients plus noise, summed and mixed into
+  weights; and since every step starts from a new state, no step's draws share one;
 * Opacus' ``secure_mode`` would do the same with ``torchcsprng``, which does not build for the
   torch this project pins.
 
@@ -29,6 +30,7 @@ a config seed on purpose) or cryptographic keys (:mod:`securemed.secagg.crypto`)
 from __future__ import annotations
 
 import os
+import struct
 
 import numpy as np
 import torch
@@ -72,9 +74,12 @@ class NoiseSource:
         self._counter = max(self._counter, int(counter))
 
     def reseed(self, *generators: torch.Generator) -> None:
-        """Give each generator a fresh seed (one step's worth of sampling or noise)."""
+        """Give each generator a fresh state (one step's worth of sampling or noise)."""
         for generator in generators:
-            generator.manual_seed(self._next_seed())
+            if self._seed is None:
+                generator.set_state(_os_random_state())
+            else:
+                generator.manual_seed(self._next_seed())
 
     def numpy_generator(self) -> np.random.Generator:
         """A numpy generator for one use (stochastic rounding, integer noise)."""
@@ -83,10 +88,35 @@ class NoiseSource:
         return np.random.default_rng(self._next_seed())
 
     def _next_seed(self) -> int:
-        if self._seed is None:
-            return int.from_bytes(os.urandom(8), "little")
+        assert self._seed is not None, "secure draws never go through a seed"
         seed = np.random.SeedSequence(self._seed, spawn_key=(self._counter,)).generate_state(
             1, np.uint64
         )[0]
         self._counter += 1
         return int(seed)
+
+
+#: torch's CPU generator state: MT19937's initial seed, left, seeded, next, then its 624 words
+#: (each in 64 bits), then cached normal samples; checked against torch at first use
+_MT_WORDS = 624
+_HEADER = struct.Struct("<QiiQ")
+_STATE_BYTES = 5056
+
+
+def _os_random_state() -> torch.Tensor:
+    """A CPU generator state whose 624 MT19937 words all come from the OS.
+
+    ``left = 1`` makes the generator twist the words before its first draw, as after a seed;
+    the cached normal samples are marked invalid, so nothing of an earlier state survives.
+    """
+    template = torch.Generator().get_state()
+    if template.numel() != _STATE_BYTES:  # pragma: no cover - guards a torch change
+        raise RuntimeError(
+            f"torch's CPU generator state is {template.numel()} bytes, not {_STATE_BYTES}: "
+            "securemed.privacy.randomness must be updated for this torch"
+        )
+    state = bytearray(_STATE_BYTES)
+    _HEADER.pack_into(state, 0, 0, 1, 1, 0)
+    words = np.frombuffer(os.urandom(4 * _MT_WORDS), dtype="<u4").astype("<u8")
+    state[_HEADER.size : _HEADER.size + 8 * _MT_WORDS] = words.tobytes()
+    return torch.frombuffer(state, dtype=torch.uint8).clone()

@@ -199,8 +199,18 @@ class SecAggClient:
         """Reveal, once, what the aggregator needs: seeds of survivors, keys of the dropped."""
         self._enter("unmask", "done")
         alive, gone = set(survivors), set(dropped)
+        if len(alive) != len(survivors) or len(gone) != len(dropped):
+            raise ProtocolViolation("the aggregator named a hospital twice in the unmask request")
         if alive & gone:
             raise ProtocolViolation("the aggregator named a hospital both survived and dropped")
+        strangers = (alive | gone) - set(self.info.participants)
+        if strangers:
+            # a padded survivor set would pass the count with fewer real sums (and, under
+            # client-level DP, less noise than each hospital's share was sized for)
+            raise ProtocolViolation(
+                f"the aggregator named {len(strangers)} hospital(s) that are not participants "
+                f"of round {self.info.round}"
+            )
         if self.hospital not in alive:
             raise ProtocolViolation(f"{self.hospital!r} uploaded but is not named a survivor")
         if len(alive) < self.params.min_survivors:

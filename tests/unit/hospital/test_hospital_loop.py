@@ -13,8 +13,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+import yaml
 from fake_aggregator import FakeAggregator, toy_site_data
 
 from securemed.config import parse_config
@@ -23,6 +25,7 @@ from securemed.federation.coordinator import HospitalReport
 from securemed.hospital import HospitalSite
 from securemed.models import build_model
 from securemed.privacy import PrivacyLedger, project_epsilon
+from securemed.secagg.params import SecAggParams
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -281,3 +284,92 @@ def test_a_hospital_without_dp_keeps_no_ledger(tmp_path) -> None:
         summary = site.run(_aggregator([(1, False)]))  # type: ignore[arg-type]
     assert summary.rounds_submitted == [1]
     assert not (tmp_path / "privacy").exists()
+
+
+def test_a_round_whose_ring_cannot_carry_the_noise_is_declined_not_fatal(tmp_path) -> None:
+    """Client-level noise too large for the ring the aggregator offers: the hospital declines
+    (policy) and keeps serving; an aggregator's parameters never crash it."""
+    config = parse_config(
+        {
+            **_config().model_dump(mode="json", exclude={"secure_aggregation"}),
+            "secure_aggregation": {"norm_bound": 1.0, "client_dp_noise_multiplier": 1.0e6},
+        }
+    )
+    with _site(config, tmp_path) as site:
+        aggregator = _aggregator([(1, True), (2, False)])
+        summary = site.run(aggregator)  # type: ignore[arg-type]
+    assert _declines(aggregator) == [(1, "policy"), (2, "policy")]  # 2: not secure
+    assert summary.rounds_declined == [1, 2]
+
+
+def test_a_global_model_that_does_not_fit_is_declined_not_fatal(tmp_path) -> None:
+    torch.manual_seed(0)
+    other = build_model("simple_cnn", num_classes=5).state_dict()
+    with _site(_config(), tmp_path) as site:
+        aggregator = FakeAggregator(global_state=other, rounds=[(1, False)])
+        summary = site.run(aggregator)  # type: ignore[arg-type]
+        assert site.privacy is not None and site.privacy.ledger.entries() == []
+    assert summary.rounds_declined == [1] and _declines(aggregator) == [(1, "policy")]
+
+
+def test_a_private_size_is_not_published_through_the_sampling_rate(tmp_path) -> None:
+    with _site(_config(public_dataset_size=False), tmp_path) as site:
+        site.run(_aggregator([(1, False)]))  # type: ignore[arg-type]
+        assert site.accounting() == {"dataset_size": "private", "epsilon": None, "history": []}
+
+
+def test_client_level_rows_of_an_insecure_run_say_they_are_no_guarantee(tmp_path) -> None:
+    from securemed.privacy.client_dp import ClientDPPolicy
+    from securemed.privacy.hospital_privacy import HospitalPrivacy
+
+    policy = ClientDPPolicy(noise_multiplier=1.0, norm_bound=1.0, min_survivors=2, delta=1e-5)
+    parameters = policy.round_parameters(SecAggParams.for_round(4), dimension=100)
+    with PrivacyLedger(tmp_path / "ledger.sqlite") as ledger:
+        privacy = HospitalPrivacy(
+            ledger,
+            privacy=_config(enabled=False).privacy,
+            hospital="hospital-1",
+            dataset_id="ds",
+            run_id="run-1",
+            privacy_unit="record",
+            secure_noise=False,
+            client_dp=policy,
+        )
+        assert privacy.decide_client_dp(1, parameters) is None
+        [row] = privacy.reserve(1, None)
+        assert row.mechanism == "client-dp" and row.guarantee is False
+        assert not privacy.guaranteed()
+
+
+def test_the_cli_keeps_the_budget_of_a_data_file_named_in_its_config(tmp_path, pki) -> None:
+    """`python -m securemed.hospital --config` whose data section names a real file (no
+    --data): that file's lifetime budget applies, as with --data."""
+    from securemed.hospital import main
+
+    data = tmp_path / "films.npz"
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split in ("train", "val", "test"):
+        arrays[f"{split}_images"] = rng.integers(0, 256, size=(48, 16, 16), dtype=np.uint8)
+        arrays[f"{split}_labels"] = rng.integers(0, 2, size=(48, 2), dtype=np.uint8)
+    np.savez(data, **arrays)
+    settings = _config(budget_epsilon=_epsilon(1) * 1.01, state_dir=str(tmp_path / "state"))
+    settings = settings.model_copy(
+        update={"data": parse_config({"data": {"source": "medmnist", "path": str(data)}}).data}
+    )
+    config_file = tmp_path / "hospital.yaml"
+    config_file.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
+    # an earlier run spent the file's budget
+    with _site(settings, tmp_path, run_id="earlier", data_file=data) as site:
+        site.run(_aggregator([(1, False)]))  # type: ignore[arg-type]
+    layout = pki.layout
+    status = main(
+        [
+            "--aggregator", "127.0.0.1:1",
+            "--cert", str(layout.hospital_cert("hospital-1")),
+            "--key", str(layout.hospital_key("hospital-1")),
+            "--ca", str(layout.ca_cert),
+            "--config", str(config_file),
+        ]
+    )  # fmt: skip
+    assert status == 2

@@ -236,22 +236,6 @@ def test_out_of_range_options_are_a_config_error(
         orchestrator(ledger, 5.0, **option)
 
 
-def test_plan_from_another_accountant_is_refused() -> None:
-    state = {"mechanism": "prv", "history": [[1.0, 0.05, 10]]}
-    with pytest.raises(ConfigError, match="recorded by"):
-        RoundPlan.from_accountant_state(
-            state, accountant="rdp", noise_multiplier=1.0, sample_rate=0.05, steps=5
-        )
-    plan = RoundPlan.from_accountant_state(
-        {"mechanism": "rdp", "history": [[1.0, 0.05, 10.0]]},
-        accountant="rdp",
-        noise_multiplier=1.0,
-        sample_rate=0.05,
-        steps=5,
-    )
-    assert plan.history == ((1.0, 0.05, 10),)
-
-
 # ------------------------------------------------------------------------------ the gate
 
 

@@ -12,8 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from securemed.config import PrivacyConfig, TrainingConfig
 from securemed.errors import ConfigError, DataError
-from securemed.privacy import LocalResult, LocalTrainer, train_central
-from securemed.privacy.randomness import NoiseSource
+from securemed.privacy import LocalResult, LocalTrainer, randomness, train_central
 
 
 def make_trainer(
@@ -373,14 +372,14 @@ def test_the_default_trainer_draws_fresh_noise_and_sampling_every_step(monkeypat
     result = a.train_round(start)
     assert result.secure_noise
     assert not torch.equal(result.state["head.weight"], b.train_round(start).state["head.weight"])
-    seeds = []
-    original = NoiseSource._next_seed
+    states = []
+    original = randomness._os_random_state
 
-    def record(source: NoiseSource) -> int:
-        seeds.append(original(source))
-        return seeds[-1]
+    def record() -> torch.Tensor:
+        states.append(original())
+        return states[-1]
 
-    monkeypatch.setattr(NoiseSource, "_next_seed", record)
+    monkeypatch.setattr(randomness, "_os_random_state", record)
     steps = a.train_round(start).steps
-    assert len(seeds) == 2 * (steps + 1)  # sampler and noise, before each step
-    assert len(set(seeds)) == len(seeds)
+    assert len(states) == 2 * (steps + 1)  # sampler and noise, before each step
+    assert len({bytes(state.tolist()) for state in states}) == len(states)

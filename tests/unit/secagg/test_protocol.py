@@ -278,3 +278,24 @@ def test_the_aggregator_cannot_take_part_with_its_own_certificate(federation) ->
     victim.advertise()
     with pytest.raises(ProtocolViolation, match="not a hospital's"):
         victim.share([posing.advertise()])
+
+
+@pytest.mark.parametrize(
+    ("survivors", "message"),
+    [
+        (("hospital-01", "hospital-02", "ghost"), "not participants"),
+        (("hospital-01", "hospital-02", "hospital-02"), "twice"),
+    ],
+)
+def test_a_padded_or_repeated_survivor_set_is_refused(federation, survivors, message) -> None:
+    """An aggregator that pads the survivor set (a name that is not a participant, or one name
+    twice) to pass the survivor count gets no unmask shares."""
+    _, _, server, clients = _round(federation)
+    _advertise_all(federation, server, clients)
+    for name, client in clients.items():
+        server.receive_shares(name, client.share(server.adverts_for(name)))
+    server.close_sharing()
+    for name, client in clients.items():
+        server.receive_masked(name, client.mask(np.zeros(10, np.uint32), server.shares_for(name)))
+    with pytest.raises(ProtocolViolation, match=message):
+        clients["hospital-01"].unmask(survivors, ())
