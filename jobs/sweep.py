@@ -52,6 +52,7 @@ from jobs.ray_setup import connect_ray
 from securemed.config import load_as
 from securemed.errors import SecureMedError
 from securemed.federation.results import write_json
+from securemed.privacy.randomness import NOT_A_GUARANTEE
 from securemed.tuning import (
     CLASSIFIER,
     REPORT,
@@ -448,6 +449,10 @@ def main(argv: list[str] | None = None) -> int:
                 "budgets": args.budgets,
                 "search_seed": args.seed,
                 "trial_seed": config.settings.seed,
+                # trials draw their DP noise from trial_seed (the insecure reproducible
+                # mode): their epsilons describe the settings, they are no guarantee
+                "epsilon_is_guarantee": False,
+                "warning": NOT_A_GUARANTEE,
                 "smoke": args.smoke,
                 "utility": kind.utility,
                 "ray": {

@@ -82,6 +82,7 @@ def test_a_smoke_sweep_writes_a_frontier_consistent_with_every_reported_point(
     assert metadata["trials"]["reported"] == TRIALS and metadata["trials"]["failed"] == 0
     assert metadata["reported_points"] == len(rows)
     assert metadata["versions"]["ray"] and metadata["smoke"] is True
+    assert metadata["epsilon_is_guarantee"] is False  # seeded trials say so
 
     advice = json.loads((output / "recommendation.json").read_text())["recommendations"]
     assert [r["budget"] for r in advice] == [0.5, 2.0, 100.0]
