@@ -250,7 +250,8 @@ def test_a_tampered_or_misrouted_share_fails_authentication(federation) -> None:
         clients["hospital-01"].mask(np.zeros(10, dtype=np.uint32), tampered)
 
 
-def test_a_survivor_answers_the_unmask_step_only_once(federation) -> None:
+def _through_masking(federation):
+    """A round of four whose every hospital advertised, shared and uploaded zeros."""
     _, _, server, clients = _round(federation)
     _advertise_all(federation, server, clients)
     for name, client in clients.items():
@@ -258,6 +259,11 @@ def test_a_survivor_answers_the_unmask_step_only_once(federation) -> None:
     server.close_sharing()
     for name, client in clients.items():
         server.receive_masked(name, client.mask(np.zeros(10, np.uint32), server.shares_for(name)))
+    return server, clients
+
+
+def test_a_survivor_answers_the_unmask_step_only_once(federation) -> None:
+    server, clients = _through_masking(federation)
     survivors, dropped = server.close_masking()
     clients["hospital-01"].unmask(survivors, dropped)
     # a second request (say, naming hospital-02 dropped to get its key) gets nothing
@@ -290,12 +296,6 @@ def test_the_aggregator_cannot_take_part_with_its_own_certificate(federation) ->
 def test_a_padded_or_repeated_survivor_set_is_refused(federation, survivors, message) -> None:
     """An aggregator that pads the survivor set (a name that is not a participant, or one name
     twice) to pass the survivor count gets no unmask shares."""
-    _, _, server, clients = _round(federation)
-    _advertise_all(federation, server, clients)
-    for name, client in clients.items():
-        server.receive_shares(name, client.share(server.adverts_for(name)))
-    server.close_sharing()
-    for name, client in clients.items():
-        server.receive_masked(name, client.mask(np.zeros(10, np.uint32), server.shares_for(name)))
+    _, clients = _through_masking(federation)
     with pytest.raises(ProtocolViolation, match=message):
         clients["hospital-01"].unmask(survivors, ())
