@@ -158,14 +158,6 @@ class HospitalPrivacy:
     def dataset_id(self) -> str:
         return self._dataset_id
 
-    @property
-    def run_id(self) -> str:
-        return self._run_id
-
-    @property
-    def client_dp(self) -> ClientDPPolicy | None:
-        return self._client_dp
-
     def accountant_state(self) -> dict[str, Any] | None:
         """The trainer's accountant as the ledger says it is: every counted round on the data
         set, across runs and crashes (pass it to ``LocalTrainer(accountant_state=...)``);

@@ -341,7 +341,9 @@ def test_client_level_rows_of_an_insecure_run_say_they_are_no_guarantee(tmp_path
         assert not privacy.guaranteed()
 
 
-def test_the_cli_keeps_the_budget_of_a_data_file_named_in_its_config(tmp_path, pki) -> None:
+def test_the_cli_keeps_the_budget_of_a_data_file_named_in_its_config(
+    tmp_path, pki, capsys
+) -> None:
     """`python -m securemed.hospital --config` whose data section names a real file (no
     --data): that file's lifetime budget applies, as with --data."""
     from securemed.hospital import main
@@ -373,3 +375,6 @@ def test_the_cli_keeps_the_budget_of_a_data_file_named_in_its_config(tmp_path, p
         ]
     )  # fmt: skip
     assert status == 2
+    # refused for the earlier run's spend, not for a bad config or data file
+    err = capsys.readouterr().err
+    assert "earlier runs (earlier: 1 round" in err and "Traceback" not in err
