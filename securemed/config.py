@@ -174,6 +174,21 @@ class SecureAggregationConfig(StrictConfig):
         default=None, ge=2, description="secure bucketing: robust rules compare bucket means"
     )
     phase_timeout_s: float = Field(default=60.0, gt=0.0)
+    min_participants: int = Field(
+        default=3,
+        ge=2,
+        description="a hospital refuses a secure sum over fewer hospitals (its own floor; with "
+        "two, each learns the other's update from the sum)",
+    )
+
+    @model_validator(mode="after")
+    def _buckets_hold_enough(self) -> SecureAggregationConfig:
+        if self.bucket_size is not None and self.bucket_size < self.min_participants:
+            raise ValueError(
+                f"bucket_size {self.bucket_size} is below min_participants "
+                f"{self.min_participants}: hospitals would refuse every bucket"
+            )
+        return self
 
 
 class RobustConfig(StrictConfig):
@@ -268,11 +283,13 @@ class JobConfig(StrictConfig):
                 "calibrated to it"
             )
         selected = max(1, round(self.federation.participation * hospitals))
-        if secure.enabled and selected < 2:
+        if secure.enabled and selected < secure.min_participants:
             raise ValueError(
-                f"secure aggregation needs at least 2 hospitals a round, but {hospitals} "
-                f"hospitals at participation {self.federation.participation} select {selected}: "
-                "the secure sum of one update is that update"
+                f"secure aggregation needs at least {secure.min_participants} hospitals a round "
+                f"(secure_aggregation.min_participants), but {hospitals} hospitals at "
+                f"participation {self.federation.participation} select {selected}: hospitals "
+                "would refuse every round (the secure sum of one update is that update, and of "
+                "two, each hospital learns the other's)"
             )
         return self
 

@@ -60,6 +60,7 @@ from securemed.privacy.hospital_privacy import HospitalPrivacy, ledger_place
 from securemed.privacy.patient_level import PrivacyUnit
 from securemed.privacy.randomness import NOT_A_GUARANTEE, NoiseSource
 from securemed.secagg import SecAggClient
+from securemed.secagg.graph import default_neighbours
 from securemed.transport.client import DeclineReason, FederationClient
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,13 @@ class HospitalSummary:
 class HospitalPolicy:
     """What a hospital demands of a round, from its own config (never from the aggregator).
 
+    Every floor holds whatever the aggregator announces; left unset, a floor is the protocol's
+    own: k at least the SecAgg+ default for the announced n, t > k/2 and at least max(t, 2)
+    survivors (:meth:`SecAggParams.check`).
+
     Attributes:
         require_secure: refuse a round that would take the update in the clear.
+        min_participants: refuse a secure sum over fewer hospitals than this.
         min_survivors: refuse a secure round that would unmask fewer sums than this.
         min_neighbours: refuse a secure round whose SecAgg+ graph gives fewer neighbours (k).
         min_threshold: refuse a secure round whose secret sharing needs fewer shares (t).
@@ -104,6 +110,7 @@ class HospitalPolicy:
     """
 
     require_secure: bool = False
+    min_participants: int = 3
     min_survivors: int | None = None
     min_neighbours: int | None = None
     min_threshold: int | None = None
@@ -117,6 +124,7 @@ class HospitalPolicy:
         client_dp = client_dp_policy(secure, delta=config.privacy.delta) if secure.enabled else None
         return cls(
             require_secure=secure.enabled,
+            min_participants=secure.min_participants,
             min_survivors=max(
                 secure.min_survivors or 0, client_dp.min_survivors if client_dp else 0
             )
@@ -132,13 +140,21 @@ class HospitalPolicy:
         """Why this round is weaker than the policy, or cannot carry its client-level noise
         (``dimension`` coordinates); ``None`` when it is fine."""
         if view.secure is None:
-            return "the round is not secure, and this hospital requires secure aggregation" if (
-                self.require_secure
-            ) else None
+            return (
+                "the round is not secure, and this hospital requires secure aggregation"
+                if (self.require_secure)
+                else None
+            )
         params = view.secure.params
+        neighbours = (
+            self.min_neighbours
+            if self.min_neighbours is not None
+            else default_neighbours(params.hospitals)
+        )
         for asked, demanded, what in (
+            (params.hospitals, self.min_participants, "hospitals in its secure sum"),
             (params.min_survivors, self.min_survivors, "hospitals left to unmask a sum"),
-            (params.neighbours, self.min_neighbours, "neighbours (k)"),
+            (params.neighbours, neighbours, "neighbours (k)"),
             (params.threshold, self.min_threshold, "shares to recover a secret (t)"),
         ):
             if demanded is not None and asked < demanded:
@@ -170,7 +186,7 @@ def secure_submit(
     noise_variance: float = 0.0,
     randomness: NoiseSource | None = None,
 ) -> int:
-    """Take the four secure-aggregation steps for ``update``; returns the bucket's sum size.
+    """Take the five secure-aggregation steps for ``update``; returns the bucket's sum size.
 
     The norm bound and the client-level DP noise are applied here, on the hospital, before
     masking: the aggregator could not enforce either on a masked vector. The hospital refuses
@@ -195,11 +211,14 @@ def secure_submit(
         view.round, protocol.advertise(), wait_s=view.seconds_left + step_s
     )
     routed = client.share_keys(view.round, protocol.share(adverts), wait_s=step_s)
+    masked = protocol.mask(levels, routed)
+    for complaint in protocol.complaints:
+        log.warning(
+            "a neighbour's shares failed their checks; reported to the aggregator",
+            extra={"round": view.round, "dealer": complaint.dealer},
+        )
     survivors, dropped = client.submit_masked(
-        view.round,
-        protocol.mask(levels, routed),
-        report,
-        wait_s=step_s,
+        view.round, masked, report, complaints=protocol.complaints, wait_s=step_s
     )
     real = set(survivors) & set(assignment.info.participants)
     if policy.min_survivors is not None and len(real) < policy.min_survivors:
@@ -209,7 +228,10 @@ def secure_submit(
             "shares are withheld"
         )
     # refuses (ProtocolViolation) names twice over or outside the participants
-    return client.unmask(view.round, protocol.unmask(survivors, dropped))
+    confirmation = protocol.confirm(survivors, dropped)
+    signatures = client.confirm_survivors(view.round, confirmation, wait_s=step_s)
+    # refuses unless t neighbours signed this very view
+    return client.unmask(view.round, protocol.unmask(signatures))
 
 
 def run_hospital(

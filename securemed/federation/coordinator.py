@@ -8,7 +8,7 @@ that unwind the round, as in Flower's ``aggregate_fit(results, failures)``.
 
 Under secure aggregation (``secure=SecureSettings(...)``) hospitals never submit an update in
 the clear: the round carries a :class:`~securemed.federation.secure_round.SecureRound`, the
-transport drives its four steps through the ``secure_*`` methods, and ``close_round`` applies
+transport drives its five steps through the ``secure_*`` methods, and ``close_round`` applies
 the mean the secure sums reveal. A robust ``rule`` (Krum, median, ...) compares individual
 updates in the clear mode and bucket means under secure bucketing; a robust rule over a single
 secure sum would compare one vector with itself, and is refused.
@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -66,8 +67,16 @@ from securemed.federation.secure_round import (
     SecureSettings,
     SecureStep,
 )
-from securemed.secagg.protocol import EncryptedShare, KeyAdvert, UnmaskShare
-from securemed.secagg.server import Observer
+from securemed.secagg.protocol import (
+    EncryptedShare,
+    KeyAdvert,
+    ShareComplaint,
+    SurvivorSignature,
+    UnmaskShare,
+)
+from securemed.secagg.server import Culprit, Observer
+
+log = logging.getLogger(__name__)
 
 
 class Phase(enum.Enum):
@@ -115,7 +124,8 @@ class RoundOutcome:
     ``anomalies`` scores the norms of what the aggregator sees: the participants' updates in a
     clear round, the bucket means under secure bucketing (keyed by :func:`bucket_label`), and
     nothing for a single secure sum (``None``). ``declined`` names the selected hospitals
-    that sat the round out.
+    that sat the round out. ``culprits`` names the hospitals caught breaking the secure
+    protocol (a bad share dealt or returned, a false complaint): the round's audit record.
     """
 
     round: int
@@ -128,6 +138,7 @@ class RoundOutcome:
     anomalies: NormAnomalyReport | None = None
     buckets: tuple[tuple[str, ...], ...] = ()
     declined: tuple[str, ...] = ()
+    culprits: tuple[Culprit, ...] = ()
 
     @property
     def applied(self) -> bool:
@@ -250,9 +261,9 @@ class FederationCoordinator:
     def all_submitted(self) -> bool:
         """Whether every hospital selected for the open round has submitted or declined."""
         open_round = self._open
-        return open_round is not None and len(open_round.updates) + len(
-            open_round.declined
-        ) == len(open_round.selected)
+        return open_round is not None and len(open_round.updates) + len(open_round.declined) == len(
+            open_round.selected
+        )
 
     @property
     def secure_round(self) -> SecureRound | None:
@@ -376,6 +387,7 @@ class FederationCoordinator:
         started = time.perf_counter()
         aborted: str | None = None
         buckets: tuple[tuple[str, ...], ...] = ()
+        culprits: tuple[Culprit, ...] = ()
         if open_round.secure is None:
             participants = tuple(sorted(open_round.updates))
             norms: dict[str, float] | None = {
@@ -390,6 +402,16 @@ class FederationCoordinator:
                 secure.close_step()
             results = secure.results()
             buckets = secure.buckets
+            culprits = tuple(secure.culprits())
+            for culprit in culprits:
+                log.warning(
+                    "a hospital broke the secure protocol",
+                    extra={
+                        "round": open_round.number,
+                        "hospital": culprit.hospital,
+                        "fault": culprit.fault,
+                    },
+                )
             participants = tuple(sorted(name for result in results for name in result.survivors))
             live = [result for result in results if result.mean is not None]
             norms = (
@@ -426,6 +448,7 @@ class FederationCoordinator:
             ),
             buckets=buckets,
             declined=tuple(sorted(open_round.declined)),
+            culprits=culprits,
         )
 
     def _combine_clear(
@@ -497,12 +520,18 @@ class FederationCoordinator:
         open_round.declined.add(hospital)
 
     def secure_upload(
-        self, hospital: str, round_number: int, masked: np.ndarray, report: HospitalReport
+        self,
+        hospital: str,
+        round_number: int,
+        masked: np.ndarray,
+        report: HospitalReport,
+        complaints: Sequence[ShareComplaint] = (),
     ) -> None:
-        """Add a masked update to its bucket's sum and keep what the hospital reported."""
+        """Add a masked update to its bucket's sum and keep what the hospital reported (and
+        its complaints about dealers' shares, judged on the spot)."""
         secure = self._secure_round_of(hospital, round_number)
         self._check_report(report)
-        secure.upload(hospital, masked)
+        secure.upload(hospital, masked, complaints)
         assert self._open is not None
         self._open.reports[hospital] = report
 
@@ -510,6 +539,14 @@ class FederationCoordinator:
         self, hospital: str, round_number: int
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return self._secure_round_of(hospital, round_number).unmask_request_for(hospital)
+
+    def secure_confirm(
+        self, hospital: str, round_number: int, signature: SurvivorSignature
+    ) -> None:
+        self._secure_round_of(hospital, round_number).confirm(hospital, signature)
+
+    def secure_signatures(self, hospital: str, round_number: int) -> list[SurvivorSignature]:
+        return self._secure_round_of(hospital, round_number).signatures_for(hospital)
 
     def secure_unmask(
         self, hospital: str, round_number: int, shares: Sequence[UnmaskShare]

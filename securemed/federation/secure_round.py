@@ -7,7 +7,7 @@ buckets of at least ``bucket_size`` and runs a separate secure sum in each; a ro
 compares bucket means, which a Byzantine hospital can spoil only one of. A bucket that loses
 too many hospitals is aborted on its own; the round aborts only when every bucket did.
 
-All buckets move through the four secure steps together: the transport closes a step when
+All buckets move through the five secure steps together: the transport closes a step when
 every live bucket's hospitals have answered or the step's time is up.
 """
 
@@ -23,9 +23,16 @@ import numpy as np
 
 from securemed.errors import ConfigError, ProtocolViolation, RoundAborted
 from securemed.secagg.params import SecAggParams
-from securemed.secagg.protocol import EncryptedShare, KeyAdvert, RoundInfo, UnmaskShare
+from securemed.secagg.protocol import (
+    EncryptedShare,
+    KeyAdvert,
+    RoundInfo,
+    ShareComplaint,
+    SurvivorSignature,
+    UnmaskShare,
+)
 from securemed.secagg.quantize import add_ring_noise, dequantize_sum, quantize
-from securemed.secagg.server import Observer, SecAggServer
+from securemed.secagg.server import Culprit, Observer, SecAggServer
 from securemed.secagg.skellam import skellam_noise
 
 
@@ -33,6 +40,7 @@ class SecureStep(enum.Enum):
     ADVERTISE = "advertise"
     SHARE = "share"
     MASK = "mask"
+    CONSISTENCY = "consistency"
     UNMASK = "unmask"
     DONE = "done"
 
@@ -198,7 +206,7 @@ class SecureRound:
             raise RoundAborted(self._aborted[index])
         return self._servers[index]
 
-    # -- the four steps, routed to the hospital's bucket --------------------------------------
+    # -- the five steps, routed to the hospital's bucket --------------------------------------
 
     def advertise(self, hospital: str, advert: KeyAdvert, *, certificate: bytes) -> None:
         self._server(hospital).receive_advert(hospital, advert, caller_certificate=certificate)
@@ -215,12 +223,20 @@ class SecureRound:
     def shares_for(self, hospital: str) -> list[EncryptedShare]:
         return self._server(hospital).shares_for(hospital)
 
-    def upload(self, hospital: str, masked: np.ndarray) -> None:
-        self._server(hospital).receive_masked(hospital, masked)
+    def upload(
+        self, hospital: str, masked: np.ndarray, complaints: Sequence[ShareComplaint] = ()
+    ) -> None:
+        self._server(hospital).receive_masked(hospital, masked, complaints)
 
     def unmask_request_for(self, hospital: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         server = self._server(hospital)
         return server.survivors, server.dropped
+
+    def confirm(self, hospital: str, signature: SurvivorSignature) -> None:
+        self._server(hospital).receive_confirmation(hospital, signature)
+
+    def signatures_for(self, hospital: str) -> list[SurvivorSignature]:
+        return self._server(hospital).signatures_for(hospital)
 
     def unmask(self, hospital: str, shares: Sequence[UnmaskShare]) -> None:
         self._server(hospital).receive_unmask(hospital, shares)
@@ -247,7 +263,8 @@ class SecureRound:
         following = {
             SecureStep.ADVERTISE: SecureStep.SHARE,
             SecureStep.SHARE: SecureStep.MASK,
-            SecureStep.MASK: SecureStep.UNMASK,
+            SecureStep.MASK: SecureStep.CONSISTENCY,
+            SecureStep.CONSISTENCY: SecureStep.UNMASK,
             SecureStep.UNMASK: SecureStep.DONE,
         }
         if self.step is SecureStep.DONE:
@@ -262,6 +279,8 @@ class SecureRound:
                     server.close_sharing()
                 elif self.step is SecureStep.MASK:
                     server.close_masking()
+                elif self.step is SecureStep.CONSISTENCY:
+                    server.close_consistency()
                 else:
                     result = server.finish()
                     self._results[index] = dequantize_sum(
@@ -274,6 +293,10 @@ class SecureRound:
                 self._aborted[index] = str(error)
         self.step = following[self.step]
         return self.step
+
+    def culprits(self) -> list[Culprit]:
+        """Every hospital caught breaking the protocol this round, over all buckets."""
+        return [culprit for server in self._servers for culprit in server.culprits]
 
     def results(self) -> list[BucketResult]:
         """Every bucket's outcome, once the unmask step has closed."""

@@ -270,9 +270,7 @@ class HospitalPrivacy:
             return None
         if self._already_reserved(round_number, "client-dp"):
             return f"round {round_number}'s client-level noise was already reserved"
-        projected = client_dp_epsilon(
-            [*self._client_history(), parameters], delta=policy.delta
-        )
+        projected = client_dp_epsilon([*self._client_history(), parameters], delta=policy.delta)
         if policy.budget_epsilon is not None and projected > policy.budget_epsilon:
             return (
                 f"client-level epsilon would reach {projected:.3g}, past its budget "

@@ -1,9 +1,10 @@
 """Every party of a secure round in one process: the benchmark's and the tests' harness.
 
-It drives real :class:`SecAggClient` and :class:`SecAggServer` objects through the four steps
+It drives real :class:`SecAggClient` and :class:`SecAggServer` objects through the five steps
 exactly as the transport does, minus the network, and times each side separately so the cost
-of the protocol (not of gRPC) can be measured. Hospitals listed in ``drop_after_sharing`` stop
-after step 2, as if killed; ``drop_before_unmask`` upload but never answer step 4.
+of the protocol (not of gRPC), and of its consistency check alone, can be measured. Hospitals
+listed in ``drop_after_sharing`` stop after step 2, as if killed; ``drop_before_unmask``
+upload and confirm but never answer the unmask step.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class LocalRoundCost:
     client_bytes_sent: dict[str, int] = field(default_factory=dict)
     server_seconds: float = 0.0
     unmask_seconds: float = 0.0
+    #: the consistency check's share of the above (signing, checking, its bytes)
+    consistency_client_seconds: dict[str, float] = field(default_factory=dict)
+    consistency_server_seconds: float = 0.0
 
 
 def run_local_round(
@@ -89,14 +93,28 @@ def run_local_round(
         routed = on_server(server.shares_for, name)
         masked = on_client(name, client.mask, levels[name], routed)
         cost.client_bytes_sent[name] += masked.nbytes
-        on_server(server.receive_masked, name, masked)
+        on_server(server.receive_masked, name, masked, client.complaints)
     survivors, dropped = on_server(server.close_masking)
+    client_before, server_before = dict(cost.client_seconds), cost.server_seconds
+    for name in survivors:
+        confirmation = on_client(name, clients[name].confirm, survivors, dropped)
+        cost.client_bytes_sent[name] += len(confirmation.signature)
+        on_server(server.receive_confirmation, name, confirmation)
+    on_server(server.close_consistency)
+    answers = {
+        name: on_client(name, clients[name].unmask, on_server(server.signatures_for, name))
+        for name in survivors
+    }
+    # unmask() is the check of the neighbours' signatures plus picking shares already held
+    cost.consistency_client_seconds = {
+        name: cost.client_seconds[name] - client_before[name] for name in survivors
+    }
+    cost.consistency_server_seconds = cost.server_seconds - server_before
     for name in survivors:
         if name in drop_before_unmask:
             continue
-        answers = on_client(name, clients[name].unmask, survivors, dropped)
-        cost.client_bytes_sent[name] += sum(len(answer.share) for answer in answers)
-        on_server(server.receive_unmask, name, answers)
+        cost.client_bytes_sent[name] += sum(len(answer.share) for answer in answers[name])
+        on_server(server.receive_unmask, name, answers[name])
     started = time.perf_counter()
     total = server.finish()
     cost.unmask_seconds = time.perf_counter() - started

@@ -6,10 +6,17 @@ single hospital's update in the clear. An ``observer`` sees every vector it ever
 how the tests prove that. Phases close when the transport says so (everyone answered, or the
 phase's deadline passed); a phase that ends with fewer than ``min_survivors`` hospitals aborts
 the round with :class:`RoundAborted`.
+
+A Byzantine hospital cannot stall the round: a share it returns is checked against its
+dealer's commitments and dropped if wrong, a complaint about a dealer is judged on the signed
+evidence, and either way the hospital at fault is named in :attr:`SecAggServer.culprits`. The
+round completes from the honest shares while at least ``t`` remain for every secret, and is
+aborted cleanly (never left open) when they do not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +30,7 @@ from securemed.errors import (
     RoundAborted,
     StaleRound,
 )
-from securemed.secagg import crypto, shamir
+from securemed.secagg import crypto, feldman, shamir
 from securemed.secagg.graph import neighbour_graph
 from securemed.secagg.params import SecAggParams
 from securemed.secagg.prg import MaskGenerator
@@ -31,10 +38,15 @@ from securemed.secagg.protocol import (
     EncryptedShare,
     KeyAdvert,
     RoundInfo,
+    ShareComplaint,
+    ShareKind,
+    SurvivorSignature,
     UnmaskShare,
-    advert_message,
     mask_sign,
     pair_context,
+    share_message,
+    signed_advert_message,
+    view_message,
 )
 
 Observer = Callable[[str, np.ndarray], None]
@@ -44,12 +56,21 @@ class SecAggPhase(enum.Enum):
     ADVERTISE = "advertise"
     SHARE = "share"
     MASK = "mask"
+    CONSISTENCY = "consistency"
     UNMASK = "unmask"
     DONE = "done"
     ABORTED = "aborted"
 
 
 _ORDER = list(SecAggPhase)
+
+
+@dataclass(frozen=True)
+class Culprit:
+    """A hospital caught breaking the protocol, and how (names only: no data)."""
+
+    hospital: str
+    fault: str
 
 
 @dataclass(frozen=True)
@@ -92,9 +113,12 @@ class SecAggServer:
         self._shares: dict[str, list[EncryptedShare]] = {}
         self._uploaded: list[str] = []
         self._total = np.zeros(length, dtype=np.uint32)
+        self._signatures: dict[str, SurvivorSignature] = {}
         self._unmask: dict[str, list[UnmaskShare]] = {}
         self._survivors: tuple[str, ...] = ()
         self._dropped: tuple[str, ...] = ()
+        #: hospitals caught breaking the protocol this round (the round's audit record)
+        self.culprits: list[Culprit] = []
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -139,8 +163,10 @@ class SecAggServer:
             expected, done = tuple(self._adverts), self._shares.keys()
         elif self.phase is SecAggPhase.MASK:
             expected, done = tuple(self._shares), self._uploaded
+        elif self.phase is SecAggPhase.CONSISTENCY:
+            expected, done = self._survivors, self._signatures.keys()
         elif self.phase is SecAggPhase.UNMASK:
-            expected, done = self._survivors, self._unmask.keys()
+            expected, done = tuple(self._signatures), self._unmask.keys()
         else:
             return ()
         return tuple(name for name in expected if name not in done)
@@ -165,10 +191,9 @@ class SecAggServer:
                 "the advertised certificate is not the one the connection presented"
             )
         crypto.verify_signed_by(
-            caller_certificate,
-            advert_message(self.info, hospital, advert.c_public, advert.s_public),
-            advert.signature,
+            caller_certificate, signed_advert_message(self.info, advert), advert.signature
         )
+        advert.check_commitments(self.params.threshold)
         self._adverts[hospital] = advert
 
     def decline(self, hospital: str) -> None:
@@ -240,8 +265,14 @@ class SecAggServer:
 
     # -- step 3: masked uploads ---------------------------------------------------------------
 
-    def receive_masked(self, hospital: str, masked: np.ndarray) -> None:
-        """Add one masked upload into the running total; the upload itself is not kept."""
+    def receive_masked(
+        self, hospital: str, masked: np.ndarray, complaints: Sequence[ShareComplaint] = ()
+    ) -> None:
+        """Add one masked upload into the running total; the upload itself is not kept.
+
+        ``complaints`` name the dealers whose shares failed the uploader's checks; each is
+        judged on its evidence (:meth:`_judge`) and the party at fault named.
+        """
         self._require(SecAggPhase.MASK, hospital)
         if hospital not in self._shares:
             raise ProtocolViolation(
@@ -254,10 +285,49 @@ class SecAggServer:
                 f"a masked update must be {self.length} uint32 values, got {masked.dtype} "
                 f"{list(masked.shape)}"
             )
+        routed = {share.sender for share in self.shares_for(hospital)}
+        dealers = [complaint.dealer for complaint in complaints]
+        if len(set(dealers)) != len(dealers) or not set(dealers) <= routed:
+            raise ProtocolViolation(
+                f"{hospital!r} complained about hospitals whose shares were not routed to it, "
+                "or twice about one"
+            )
         self._observe("masked upload", masked)
         np.add(self._total, masked, out=self._total)
         self._observe("running total", self._total)
         self._uploaded.append(hospital)
+        for complaint in complaints:
+            self.culprits.append(self._judge(hospital, complaint))
+
+    def _judge(self, holder: str, complaint: ShareComplaint) -> Culprit:
+        """Who is at fault for shares ``holder`` says ``complaint.dealer`` dealt it.
+
+        The dealer, when its signature covers shares that miss its own commitments; the
+        holder, when the shares it shows are fine or not the dealer's. A share that did not
+        decrypt leaves no evidence: both are named, the fault left open.
+        """
+        dealer = complaint.dealer
+        if not complaint.signature:
+            return Culprit(
+                dealer,
+                f"{holder!r} could not open {dealer!r}'s shares (unproven: either one may lie)",
+            )
+        message = share_message(
+            self.info, dealer, holder, complaint.seed_share, complaint.key_share
+        )
+        try:
+            crypto.verify_signed_by(
+                self._adverts[dealer].certificate_pem, message, complaint.signature
+            )
+        except ProtocolViolation:
+            return Culprit(holder, f"showed shares {dealer!r} never signed")
+        point = self.graph[dealer].index(holder) + 1
+        advert = self._adverts[dealer]
+        if feldman.share_is_valid(
+            complaint.seed_share, point, advert.seed_commitments
+        ) and feldman.share_is_valid(complaint.key_share, point, advert.key_commitments):
+            return Culprit(holder, f"complained about valid shares from {dealer!r}")
+        return Culprit(dealer, f"dealt {holder!r} shares that miss its own commitments")
 
     def close_masking(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """End uploads; returns (survivors, dropped) for the unmask request."""
@@ -265,16 +335,48 @@ class SecAggServer:
         self._abort_below(len(self._uploaded), "masked upload")
         self._survivors = tuple(sorted(self._uploaded))
         self._dropped = tuple(sorted(set(self._shares) - set(self._uploaded)))
-        self.phase = SecAggPhase.UNMASK
+        self.phase = SecAggPhase.CONSISTENCY
         return self._survivors, self._dropped
 
-    # -- step 4: unmask -----------------------------------------------------------------------
+    # -- step 4: consistency check ------------------------------------------------------------
+
+    def receive_confirmation(self, hospital: str, signature: SurvivorSignature) -> None:
+        """Accept a survivor's signature over the view it was given (it must be ours)."""
+        self._require(SecAggPhase.CONSISTENCY, hospital)
+        if hospital not in self._survivors:
+            raise ProtocolViolation(f"{hospital!r} did not upload, so it has nothing to confirm")
+        if hospital in self._signatures:
+            raise DuplicateSubmission(f"{hospital!r} already confirmed the survivor set")
+        if signature.hospital != hospital:
+            raise ProtocolViolation(
+                f"a confirmation signed for {signature.hospital!r} came over {hospital!r}'s "
+                "connection"
+            )
+        crypto.verify_signed_by(
+            self._adverts[hospital].certificate_pem,
+            view_message(self.info, self._survivors, self._dropped),
+            signature.signature,
+        )
+        self._signatures[hospital] = signature
+
+    def close_consistency(self) -> None:
+        self._require(SecAggPhase.CONSISTENCY, self.info.participants[0])
+        self._abort_below(len(self._signatures), "consistency check")
+        self.phase = SecAggPhase.UNMASK
+
+    def signatures_for(self, hospital: str) -> list[SurvivorSignature]:
+        """The view signatures of ``hospital``'s neighbours (what it checks before unmasking)."""
+        return [self._signatures[name] for name in self.graph[hospital] if name in self._signatures]
+
+    # -- step 5: unmask -----------------------------------------------------------------------
 
     def receive_unmask(self, hospital: str, shares: Sequence[UnmaskShare]) -> None:
         """Accept a survivor's shares: seeds of surviving neighbours, keys of dropped ones."""
         self._require(SecAggPhase.UNMASK, hospital)
-        if hospital not in self._survivors:
-            raise ProtocolViolation(f"{hospital!r} did not upload, so it has no unmask step")
+        if hospital not in self._signatures:
+            raise ProtocolViolation(
+                f"{hospital!r} did not confirm the survivor set, so it has no unmask step"
+            )
         if hospital in self._unmask:
             raise DuplicateSubmission(f"{hospital!r} already sent its unmask shares")
         for share in shares:
@@ -297,23 +399,16 @@ class SecAggServer:
         """
         self._require(SecAggPhase.UNMASK, self.info.participants[0])
         self._abort_below(len(self._unmask), "unmask")
-        collected: dict[tuple[str, str], dict[int, bytes]] = {}
+        collected: dict[tuple[str, ShareKind], dict[str, bytes]] = {}
         for holder, shares in self._unmask.items():
             for share in shares:
-                point = self.graph[share.owner].index(holder) + 1
-                collected.setdefault((share.owner, share.kind), {})[point] = share.share
-        secrets_: dict[tuple[str, str], bytes] = {}
-        for owner, kind in [(name, "seed") for name in self._survivors] + [
-            (name, "key") for name in self._dropped
-        ]:
-            points = collected.get((owner, kind), {})
-            if len(points) < self.params.threshold:
-                self.phase = SecAggPhase.ABORTED
-                raise RoundAborted(
-                    f"secure round {self.info.round}: {len(points)} shares of a {kind} of "
-                    f"{owner!r} arrived, {self.params.threshold} are needed; nothing is applied"
-                )
-            secrets_[(owner, kind)] = shamir.combine(points, threshold=self.params.threshold)
+                collected.setdefault((share.owner, share.kind), {})[holder] = share.share
+        needed: list[tuple[str, ShareKind]] = [(name, "seed") for name in self._survivors]
+        needed += [(name, "key") for name in self._dropped]
+        secrets_ = {
+            (owner, kind): self._reconstruct(owner, kind, collected.get((owner, kind), {}))
+            for owner, kind in needed
+        }
         total = self._total
         generator = MaskGenerator(self.length)
         for name in self._survivors:
@@ -321,6 +416,7 @@ class SecAggServer:
         for name in self._dropped:
             private = secrets_[(name, "key")]
             if crypto.public_of(private) != self._adverts[name].s_public:
+                self.culprits.append(Culprit(name, "shared a key other than the one it advertised"))
                 self.phase = SecAggPhase.ABORTED
                 raise RoundAborted(
                     f"the shares of {name!r}'s mask key do not match its advertised key"
@@ -338,6 +434,37 @@ class SecAggServer:
         self._observe("unmasked sum", total)
         self.phase = SecAggPhase.DONE
         return UnmaskedSum(levels=total, survivors=self._survivors, dropped=self._dropped)
+
+    def _reconstruct(self, owner: str, kind: ShareKind, by_holder: Mapping[str, bytes]) -> bytes:
+        """``owner``'s secret from its holders' shares, checked against its commitments.
+
+        The common case costs one check of the result. When it fails, every share is checked,
+        the holders of bad ones are named and left out, and the secret is rebuilt from the
+        rest; too few good shares abort the round.
+        """
+        published = self._adverts[owner].commitments(kind)
+        points = {self.graph[owner].index(holder) + 1: holder for holder in by_holder}
+        shares = {point: by_holder[holder] for point, holder in points.items()}
+        threshold = self.params.threshold
+        if len(shares) >= threshold:
+            with contextlib.suppress(ProtocolViolation):  # a malformed share: check them all
+                secret = shamir.combine(shares, threshold=threshold)
+                if feldman.secret_is_valid(secret, published):
+                    return secret
+        good = {}
+        for point, share in shares.items():
+            if feldman.share_is_valid(share, point, published):
+                good[point] = share
+            else:
+                fault = f"returned a {kind} share of {owner!r} that is not the one dealt"
+                self.culprits.append(Culprit(points[point], fault))
+        if len(good) < threshold:
+            self.phase = SecAggPhase.ABORTED
+            raise RoundAborted(
+                f"secure round {self.info.round}: {len(good)} valid shares of a {kind} of "
+                f"{owner!r} arrived, {threshold} are needed; nothing is applied"
+            )
+        return shamir.combine(good, threshold=threshold)
 
     def _holders_of(self, hospital: str) -> set[str]:
         """The senders whose shares were routed to ``hospital`` (it masked with exactly those)."""

@@ -21,7 +21,13 @@ import torch
 from securemed.federation.coordinator import HospitalReport, Phase, RoundView
 from securemed.federation.tensors import decode_state, encode_state, state_nbytes
 from securemed.pki import FederationIdentity
-from securemed.secagg.protocol import EncryptedShare, KeyAdvert, UnmaskShare
+from securemed.secagg.protocol import (
+    EncryptedShare,
+    KeyAdvert,
+    ShareComplaint,
+    SurvivorSignature,
+    UnmaskShare,
+)
 from securemed.transport import secure_codec, tls
 from securemed.transport.codec import channel_options, from_proto, to_proto
 from securemed.transport.federation.v1 import federation_pb2 as pb
@@ -175,16 +181,34 @@ class FederationClient:
         return [secure_codec.share_from_proto(item) for item in reply.shares]
 
     def submit_masked(
-        self, round_number: int, masked: np.ndarray, report: HospitalReport, *, wait_s: float
+        self,
+        round_number: int,
+        masked: np.ndarray,
+        report: HospitalReport,
+        *,
+        complaints: Sequence[ShareComplaint] = (),
+        wait_s: float,
     ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Upload our masked update; returns (survivors, dropped) for the unmask step."""
+        """Upload our masked update (and complaints about dealers' shares); returns
+        (survivors, dropped), the view to confirm and unmask."""
         request = pb.MaskedUpdateRequest(
             round=round_number,
             masked=secure_codec.masked_to_bytes(masked),
             report=secure_codec.report_to_proto(report),
+            complaints=[secure_codec.complaint_to_proto(item) for item in complaints],
         )
         reply = self._call(self._stub.SubmitMaskedUpdate, request, extra_timeout_s=wait_s)
         return tuple(reply.survivors), tuple(reply.dropped)
+
+    def confirm_survivors(
+        self, round_number: int, confirmation: SurvivorSignature, *, wait_s: float
+    ) -> list[SurvivorSignature]:
+        """Send our signature over the view; returns our neighbours' signatures."""
+        request = pb.ConfirmSurvivorsRequest(
+            round=round_number, confirmation=secure_codec.signature_to_proto(confirmation)
+        )
+        reply = self._call(self._stub.ConfirmSurvivors, request, extra_timeout_s=wait_s)
+        return [secure_codec.signature_from_proto(item) for item in reply.signatures]
 
     def unmask(self, round_number: int, shares: Sequence[UnmaskShare]) -> int:
         """Send our unmask shares; returns how many hospitals the round's sum holds."""

@@ -8,7 +8,14 @@ from securemed.errors import InvalidUpdate, ProtocolViolation
 from securemed.federation.coordinator import HospitalReport
 from securemed.federation.secure_round import SecureAssignment
 from securemed.secagg.params import SecAggParams
-from securemed.secagg.protocol import EncryptedShare, KeyAdvert, RoundInfo, UnmaskShare
+from securemed.secagg.protocol import (
+    EncryptedShare,
+    KeyAdvert,
+    RoundInfo,
+    ShareComplaint,
+    SurvivorSignature,
+    UnmaskShare,
+)
 from securemed.transport.federation.v1 import federation_pb2 as pb
 
 
@@ -57,6 +64,8 @@ def advert_to_proto(advert: KeyAdvert) -> pb.KeyAdvert:
         s_public=advert.s_public,
         signature=advert.signature,
         certificate_pem=advert.certificate_pem,
+        seed_commitments=list(advert.seed_commitments),
+        key_commitments=list(advert.key_commitments),
     )
 
 
@@ -67,6 +76,8 @@ def advert_from_proto(message: pb.KeyAdvert) -> KeyAdvert:
         s_public=message.s_public,
         signature=message.signature,
         certificate_pem=message.certificate_pem,
+        seed_commitments=tuple(message.seed_commitments),
+        key_commitments=tuple(message.key_commitments),
     )
 
 
@@ -78,6 +89,27 @@ def share_to_proto(share: EncryptedShare) -> pb.EncryptedShare:
 
 def share_from_proto(message: pb.EncryptedShare) -> EncryptedShare:
     return EncryptedShare(message.sender, message.recipient, message.ciphertext)
+
+
+def complaint_to_proto(complaint: ShareComplaint) -> pb.ShareComplaint:
+    return pb.ShareComplaint(
+        dealer=complaint.dealer,
+        seed_share=complaint.seed_share,
+        key_share=complaint.key_share,
+        signature=complaint.signature,
+    )
+
+
+def complaint_from_proto(message: pb.ShareComplaint) -> ShareComplaint:
+    return ShareComplaint(message.dealer, message.seed_share, message.key_share, message.signature)
+
+
+def signature_to_proto(signature: SurvivorSignature) -> pb.SurvivorSignature:
+    return pb.SurvivorSignature(hospital=signature.hospital, signature=signature.signature)
+
+
+def signature_from_proto(message: pb.SurvivorSignature) -> SurvivorSignature:
+    return SurvivorSignature(message.hospital, message.signature)
 
 
 def unmask_share_to_proto(share: UnmaskShare) -> pb.UnmaskShare:

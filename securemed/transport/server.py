@@ -140,9 +140,7 @@ class FederationServer(pb_grpc.FederationServicer):
         later secure step waits at most ``phase_seconds`` for the slowest hospital.
         """
         coordinator = self._coordinator
-        number, selected = coordinator.open_round(
-            now=self._clock(), deadline_s=deadline_s
-        )
+        number, selected = coordinator.open_round(now=self._clock(), deadline_s=deadline_s)
         log.info("round opened", extra={"round": number, "selected": len(selected)})
         secure = coordinator.secure_round
         async with self._changed:
@@ -345,14 +343,32 @@ class FederationServer(pb_grpc.FederationServicer):
         hospital, _ = await self._caller(context)
         report = secure_codec.report_from_proto(request.report, update_bytes=len(request.masked))
 
+        complaints = [secure_codec.complaint_from_proto(item) for item in request.complaints]
+
         def accept() -> None:
             masked = secure_codec.masked_from_bytes(request.masked)
-            self._coordinator.secure_upload(hospital, request.round, masked, report)
+            self._coordinator.secure_upload(hospital, request.round, masked, report, complaints)
 
         await self._guard(context, accept)
         secure = await self._after_step(context, SecureStep.MASK)
         survivors, dropped = await self._guard(context, lambda: secure.unmask_request_for(hospital))
         return pb.UnmaskRequest(round=request.round, survivors=survivors, dropped=dropped)
+
+    async def ConfirmSurvivors(  # noqa: N802
+        self, request: pb.ConfirmSurvivorsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SurvivorSignatures:
+        hospital, _ = await self._caller(context)
+        confirmation = secure_codec.signature_from_proto(request.confirmation)
+        await self._guard(
+            context,
+            lambda: self._coordinator.secure_confirm(hospital, request.round, confirmation),
+        )
+        secure = await self._after_step(context, SecureStep.CONSISTENCY)
+        signatures = await self._guard(context, lambda: secure.signatures_for(hospital))
+        return pb.SurvivorSignatures(
+            round=request.round,
+            signatures=[secure_codec.signature_to_proto(item) for item in signatures],
+        )
 
     async def Unmask(  # noqa: N802
         self, request: pb.UnmaskResponse, context: grpc.aio.ServicerContext

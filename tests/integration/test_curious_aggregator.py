@@ -74,7 +74,7 @@ def _config(secure: dict[str, Any]) -> Any:
             "training": {"batch_size": 8, "local_epochs": 1},
             "privacy": {"target_epsilon": 8.0, "accountant": "rdp", "unit": "record"},
             "federation": {"hospitals": 2, "rounds": 1},
-            "secure_aggregation": secure,
+            "secure_aggregation": {"min_participants": 2, **secure},
         }
     )
 

@@ -101,7 +101,7 @@ def test_secure_bucketing_robust_rule_client_dp_and_an_attacker_flagged(local_ra
             "training": {"batch_size": 8},
             "privacy": {"target_epsilon": 8.0, "accountant": "rdp"},
             "federation": {"hospitals": 6, "rounds": 2},
-            "secure_aggregation": {"bucket_size": 2},
+            "secure_aggregation": {"bucket_size": 2, "min_participants": 2},
             "robust": {"rule": "median", "byzantine": 1},
             "attacks": [{"hospital": 6, "attack": "scaling", "params": {"factor": 50.0}}],
             "baseline": {"enabled": False},
@@ -136,7 +136,11 @@ def test_no_hospital_spends_past_its_budget(local_ray, tmp_path):
             "training": {"batch_size": 16},
             "privacy": {"target_epsilon": 8.0, "budget_epsilon": 6.0, "accountant": "rdp"},
             "federation": {"hospitals": 2, "rounds": 3},
-            "secure_aggregation": {"norm_bound": 5.0, "client_dp_noise_multiplier": 0.5},
+            "secure_aggregation": {
+                "norm_bound": 5.0,
+                "client_dp_noise_multiplier": 0.5,
+                "min_participants": 2,
+            },
             "baseline": {"enabled": False},
         }
     )

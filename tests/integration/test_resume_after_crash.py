@@ -27,6 +27,7 @@ CONFIG = {
     "training": {"batch_size": 32},
     "privacy": {"target_epsilon": 6.0},
     "federation": {"hospitals": 2, "rounds": 4},
+    "secure_aggregation": {"min_participants": 2},
     "baseline": {"enabled": False},
 }
 

@@ -64,6 +64,18 @@ def test_secure_aggregation_with_one_hospital_a_round_is_refused() -> None:
         parse_config({"federation": {"hospitals": 3, "participation": 0.34}})
 
 
+def test_secure_sums_of_fewer_than_min_participants_are_refused_at_load() -> None:
+    """Hospitals refuse a secure sum over fewer than min_participants (3 unless set): a config
+    whose rounds or buckets would be smaller fails at load instead of declining every round."""
+    with pytest.raises(ConfigError, match="each hospital learns the other's"):
+        parse_config({"federation": {"hospitals": 2}})
+    assert parse_config(
+        {"federation": {"hospitals": 2}, "secure_aggregation": {"min_participants": 2}}
+    ).secure_aggregation.min_participants == 2
+    with pytest.raises(ConfigError, match="hospitals would refuse every bucket"):
+        parse_config({"secure_aggregation": {"bucket_size": 2}})
+
+
 def test_client_level_dp_needs_secure_aggregation_and_a_norm_bound() -> None:
     with pytest.raises(ConfigError, match="needs norm_bound"):
         parse_config({"secure_aggregation": {"client_dp_noise_multiplier": 1.0}})

@@ -173,7 +173,11 @@ def _run_secure_round(coordinator, updates, identities) -> None:
     secure.close_step()
     for name in names:
         survivors, dropped = secure.unmask_request_for(name)
-        coordinator.secure_unmask(name, 1, clients[name].unmask(survivors, dropped))
+        coordinator.secure_confirm(name, 1, clients[name].confirm(survivors, dropped))
+    secure.close_step()
+    for name in names:
+        signatures = coordinator.secure_signatures(name, 1)
+        coordinator.secure_unmask(name, 1, clients[name].unmask(signatures))
     assert secure.close_step() is SecureStep.DONE
 
 

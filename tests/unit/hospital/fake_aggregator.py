@@ -32,6 +32,8 @@ class FakeAggregator:
     rounds: list[tuple[int, bool]]
     hospital: str = "hospital-1"
     secure_survivors: int = 4
+    #: k the aggregator announces (None: the SecAgg+ default for the participants)
+    secure_neighbours: int | None = None
     crash_on_submit: bool = False
     sent: list[tuple[str, Any]] = field(default_factory=list)
     _offered: int = 0
@@ -53,7 +55,9 @@ class FakeAggregator:
             participants = tuple(f"hospital-{i}" for i in range(1, self.secure_survivors + 1))
             assignment = SecureAssignment(
                 info=RoundInfo(round=number, round_id=b"r" * 16, participants=participants),
-                params=SecAggParams.for_round(len(participants)),
+                params=SecAggParams.for_round(
+                    len(participants), neighbours=self.secure_neighbours
+                ),
                 norm_bound=None,
                 phase_seconds=1.0,
             )

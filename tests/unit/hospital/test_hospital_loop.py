@@ -22,7 +22,7 @@ from fake_aggregator import FakeAggregator, toy_site_data
 from securemed.config import parse_config
 from securemed.errors import BudgetExhausted
 from securemed.federation.coordinator import HospitalReport
-from securemed.hospital import HospitalSite
+from securemed.hospital import HospitalPolicy, HospitalSite
 from securemed.models import build_model
 from securemed.privacy import PrivacyLedger, project_epsilon
 from securemed.secagg.params import SecAggParams
@@ -163,14 +163,21 @@ def test_a_clear_round_is_refused_by_a_hospital_that_requires_secure_aggregation
 
 
 @pytest.mark.parametrize(
-    "demand", [{"min_survivors": 3}, {"threshold": 3}, {"neighbours": 3, "threshold": 2}]
+    "demand",
+    [
+        {"min_participants": 2, "min_survivors": 3},
+        {"min_participants": 2, "threshold": 3},
+        {"min_participants": 2, "neighbours": 3, "threshold": 2},
+        {},  # the default floor: at least 3 hospitals in a secure sum
+    ],
 )
 def test_a_secure_round_weaker_than_the_policy_is_refused(tmp_path, demand) -> None:
     """The aggregator offers 2 hospitals with k = 1, t = 1, 2 survivors (it could then
     recover one hospital's masks); a hospital that demands more declines, uploading nothing."""
     config = parse_config(
         {
-            **_config().model_dump(mode="json", exclude={"secure_aggregation"}),
+            **_config().model_dump(mode="json", exclude={"secure_aggregation", "federation"}),
+            "federation": {"hospitals": 3, "rounds": 3},
             "secure_aggregation": demand,
         }
     )
@@ -178,6 +185,28 @@ def test_a_secure_round_weaker_than_the_policy_is_refused(tmp_path, demand) -> N
         aggregator = _aggregator([(1, True)], secure_survivors=2)
         site.run(aggregator)  # type: ignore[arg-type]
     assert _declines(aggregator) == [(1, "policy")] and _updates(aggregator) == []
+
+
+@pytest.mark.parametrize(("neighbours", "declined"), [(2, True), (None, False)])
+def test_a_hospital_without_a_k_of_its_own_demands_the_secagg_plus_default(
+    tmp_path, neighbours, declined
+) -> None:
+    """With k and t left unset in its config a hospital still has a floor: the SecAgg+ k for
+    the announced n (7 for 8 hospitals). An aggregator announcing k = 2, t = 2 (two colluding
+    neighbours would hold both of a hospital's secrets) is refused; the default is taken."""
+    config = parse_config(
+        {
+            **_config().model_dump(mode="json", exclude={"secure_aggregation", "federation"}),
+            "federation": {"hospitals": 8, "rounds": 3},
+            "secure_aggregation": {},
+        }
+    )
+    aggregator = _aggregator([(1, True)], secure_survivors=8, secure_neighbours=neighbours)
+    view = aggregator.round_status(after_round=0, wait_s=0)
+    refusal = HospitalPolicy.from_config(config).refusal(view, dimension=10)
+    assert (refusal is not None) is declined
+    if declined:
+        assert refusal is not None and "2 neighbours (k), fewer than the 7" in refusal
 
 
 def test_every_run_on_the_same_data_file_spends_one_lifetime_budget(tmp_path) -> None:
@@ -292,7 +321,11 @@ def test_a_round_whose_ring_cannot_carry_the_noise_is_declined_not_fatal(tmp_pat
     config = parse_config(
         {
             **_config().model_dump(mode="json", exclude={"secure_aggregation"}),
-            "secure_aggregation": {"norm_bound": 1.0, "client_dp_noise_multiplier": 1.0e6},
+            "secure_aggregation": {
+                "norm_bound": 1.0,
+                "client_dp_noise_multiplier": 1.0e6,
+                "min_participants": 2,
+            },
         }
     )
     with _site(config, tmp_path) as site:

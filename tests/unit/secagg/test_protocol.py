@@ -236,7 +236,9 @@ def test_a_client_refuses_a_neighbour_certified_by_another_ca(
         clients["hospital-01"].share(adverts)
 
 
-def test_a_tampered_or_misrouted_share_fails_authentication(federation) -> None:
+def test_a_tampered_share_is_not_kept_and_is_reported_unproven(federation) -> None:
+    """A ciphertext that fails authentication cannot be pinned on its dealer or on the router:
+    the holder keeps going without it, and the complaint is on record as unproven."""
     _, _, server, clients = _round(federation)
     _advertise_all(federation, server, clients)
     for name, client in clients.items():
@@ -246,8 +248,21 @@ def test_a_tampered_or_misrouted_share_fails_authentication(federation) -> None:
     flipped = bytearray(routed[0].ciphertext)
     flipped[-1] ^= 1
     tampered = [dataclasses.replace(routed[0], ciphertext=bytes(flipped)), *routed[1:]]
-    with pytest.raises(ProtocolViolation, match="failed authentication"):
-        clients["hospital-01"].mask(np.zeros(10, dtype=np.uint32), tampered)
+    holder = clients["hospital-01"]
+    holder.mask(np.zeros(10, dtype=np.uint32), tampered)
+    assert [c.dealer for c in holder.complaints] == [routed[0].sender]
+    assert holder.complaints[0].signature == b""
+
+
+def test_a_misrouted_share_is_refused(federation) -> None:
+    _, _, server, clients = _round(federation)
+    _advertise_all(federation, server, clients)
+    for name, client in clients.items():
+        server.receive_shares(name, client.share(server.adverts_for(name)))
+    server.close_sharing()
+    routed = server.shares_for("hospital-02")
+    with pytest.raises(ProtocolViolation, match="was routed to 'hospital-01'"):
+        clients["hospital-01"].mask(np.zeros(10, dtype=np.uint32), routed)
 
 
 def _through_masking(federation):
@@ -258,19 +273,24 @@ def _through_masking(federation):
         server.receive_shares(name, client.share(server.adverts_for(name)))
     server.close_sharing()
     for name, client in clients.items():
-        server.receive_masked(name, client.mask(np.zeros(10, np.uint32), server.shares_for(name)))
+        masked = client.mask(np.zeros(10, np.uint32), server.shares_for(name))
+        server.receive_masked(name, masked, client.complaints)
     return server, clients
 
 
-def test_a_survivor_answers_the_unmask_step_only_once(federation) -> None:
+def test_a_survivor_confirms_and_answers_the_unmask_step_only_once(federation) -> None:
     server, clients = _through_masking(federation)
     survivors, dropped = server.close_masking()
-    clients["hospital-01"].unmask(survivors, dropped)
-    # a second request (say, naming hospital-02 dropped to get its key) gets nothing
+    for name, client in clients.items():
+        server.receive_confirmation(name, client.confirm(survivors, dropped))
+    server.close_consistency()
+    holder = clients["hospital-01"]
+    # a second view (say, naming hospital-02 dropped to get its key) is not even signed
+    with pytest.raises(ProtocolViolation, match="expected step 'unmask', got 'confirm'"):
+        holder.confirm(tuple(n for n in survivors if n != "hospital-02"), ("hospital-02",))
+    holder.unmask(server.signatures_for("hospital-01"))
     with pytest.raises(ProtocolViolation, match="expected step 'done'"):
-        clients["hospital-01"].unmask(
-            tuple(n for n in survivors if n != "hospital-02"), ("hospital-02",)
-        )
+        holder.unmask(server.signatures_for("hospital-01"))
 
 
 def test_the_aggregator_cannot_take_part_with_its_own_certificate(federation) -> None:
@@ -298,4 +318,4 @@ def test_a_padded_or_repeated_survivor_set_is_refused(federation, survivors, mes
     twice) to pass the survivor count gets no unmask shares."""
     _, clients = _through_masking(federation)
     with pytest.raises(ProtocolViolation, match=message):
-        clients["hospital-01"].unmask(survivors, ())
+        clients["hospital-01"].confirm(survivors, ())

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2securemed/transport/federation/v1/federation.proto\x12\x17securemed.federation.v1\"B\n\x06Tensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"2\n\x0bJoinRequest\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x03J\x04\x08\x01\x10\x02R\x08hospital\";\n\x0cJoinResponse\x12\x14\n\x0ctotal_rounds\x18\x01 \x01(\x05\x12\x15\n\rcurrent_round\x18\x02 \x01(\x05\"O\n\x12RoundStatusRequest\x12\x13\n\x0b\x61\x66ter_round\x18\x02 \x01(\x05\x12\x14\n\x0cwait_seconds\x18\x03 \x01(\x01J\x04\x08\x01\x10\x02R\x08hospital\"\xc4\x01\n\x0bRoundStatus\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x32\n\x05phase\x18\x02 \x01(\x0e\x32#.securemed.federation.v1.RoundPhase\x12\x10\n\x08selected\x18\x03 \x01(\x08\x12\x14\n\x0cseconds_left\x18\x04 \x01(\x01\x12\x14\n\x0ctotal_rounds\x18\x05 \x01(\x05\x12\x34\n\x06secure\x18\x06 \x01(\x0b\x32$.securemed.federation.v1.SecureRound\"\xce\x01\n\x0bSecureRound\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\x14\n\x0cparticipants\x18\x02 \x03(\t\x12\x12\n\nneighbours\x18\x03 \x01(\x05\x12\x11\n\tthreshold\x18\x04 \x01(\x05\x12\x15\n\rmin_survivors\x18\x05 \x01(\x05\x12\x0c\n\x04\x63lip\x18\x06 \x01(\x01\x12\x0c\n\x04\x62its\x18\x07 \x01(\x05\x12\x12\n\nnorm_bound\x18\x08 \x01(\x01\x12\x15\n\rphase_seconds\x18\n \x01(\x01J\x04\x08\t\x10\nR\x0cnoise_stddev\"3\n\x12GlobalModelRequest\x12\r\n\x05round\x18\x02 \x01(\x05J\x04\x08\x01\x10\x02R\x08hospital\"N\n\x0bGlobalModel\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x30\n\x07tensors\x18\x02 \x03(\x0b\x32\x1f.securemed.federation.v1.Tensor\"\x96\x01\n\x0cUpdateReport\x12\x13\n\x0bnum_samples\x18\x01 \x01(\x03\x12\x14\n\x07\x65psilon\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cprivacy_unit\x18\x07 \x01(\tB\n\n\x08_epsilonJ\x04\x08\x03\x10\x07R\rtrain_secondsR\x11serialize_secondsR\x04lossR\x0bupdate_norm\"\xe1\x01\n\rUpdateRequest\x12\r\n\x05round\x18\x02 \x01(\x05\x12\x30\n\x07tensors\x18\x04 \x03(\x0b\x32\x1f.securemed.federation.v1.Tensor\x12\x35\n\x06report\x18\t \x01(\x0b\x32%.securemed.federation.v1.UpdateReportJ\x04\x08\x01\x10\x02J\x04\x08\x03\x10\x04J\x04\x08\x05\x10\tR\x08hospitalR\x0bnum_samplesR\x07\x65psilonR\rtrain_secondsR\x11serialize_secondsR\x04loss\"Z\n\rUpdateReceipt\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x10\n\x08received\x18\x02 \x01(\x05\x12\x10\n\x08\x65xpected\x18\x03 \x01(\x05\x12\x16\n\x0eserver_seconds\x18\x04 \x01(\x01\"m\n\tKeyAdvert\x12\x10\n\x08hospital\x18\x01 \x01(\t\x12\x10\n\x08\x63_public\x18\x02 \x01(\x0c\x12\x10\n\x08s_public\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x05 \x01(\x0c\"Y\n\x14\x41\x64vertiseKeysRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x32\n\x06\x61\x64vert\x18\x02 \x01(\x0b\x32\".securemed.federation.v1.KeyAdvert\"S\n\rNeighbourKeys\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x33\n\x07\x61\x64verts\x18\x02 \x03(\x0b\x32\".securemed.federation.v1.KeyAdvert\"G\n\x0e\x45ncryptedShare\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\"Z\n\x10ShareKeysRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x37\n\x06shares\x18\x02 \x03(\x0b\x32\'.securemed.federation.v1.EncryptedShare\"V\n\x0cRoutedShares\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x37\n\x06shares\x18\x02 \x03(\x0b\x32\'.securemed.federation.v1.EncryptedShare\"k\n\x13MaskedUpdateRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x0e\n\x06masked\x18\x02 \x01(\x0c\x12\x35\n\x06report\x18\x03 \x01(\x0b\x32%.securemed.federation.v1.UpdateReport\"W\n\x0e\x44\x65\x63lineRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x36\n\x06reason\x18\x02 \x01(\x0e\x32&.securemed.federation.v1.DeclineReason\"\x1f\n\x0e\x44\x65\x63lineReceipt\x12\r\n\x05round\x18\x01 \x01(\x05\"B\n\rUnmaskRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x11\n\tsurvivors\x18\x02 \x03(\t\x12\x0f\n\x07\x64ropped\x18\x03 \x03(\t\"9\n\x0bUnmaskShare\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05share\x18\x03 \x01(\x0c\"U\n\x0eUnmaskResponse\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x34\n\x06shares\x18\x02 \x03(\x0b\x32$.securemed.federation.v1.UnmaskShare*r\n\nRoundPhase\x12\x1b\n\x17ROUND_PHASE_UNSPECIFIED\x10\x00\x12\x17\n\x13ROUND_PHASE_WAITING\x10\x01\x12\x14\n\x10ROUND_PHASE_OPEN\x10\x02\x12\x18\n\x14ROUND_PHASE_FINISHED\x10\x03*e\n\rDeclineReason\x12\x1e\n\x1a\x44\x45\x43LINE_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45\x43LINE_REASON_BUDGET\x10\x01\x12\x19\n\x15\x44\x45\x43LINE_REASON_POLICY\x10\x02\x32\xfb\x06\n\nFederation\x12S\n\x04Join\x12$.securemed.federation.v1.JoinRequest\x1a%.securemed.federation.v1.JoinResponse\x12\x63\n\x0eGetRoundStatus\x12+.securemed.federation.v1.RoundStatusRequest\x1a$.securemed.federation.v1.RoundStatus\x12\x63\n\x0eGetGlobalModel\x12+.securemed.federation.v1.GlobalModelRequest\x1a$.securemed.federation.v1.GlobalModel\x12^\n\x0cSubmitUpdate\x12&.securemed.federation.v1.UpdateRequest\x1a&.securemed.federation.v1.UpdateReceipt\x12`\n\x0c\x44\x65\x63lineRound\x12\'.securemed.federation.v1.DeclineRequest\x1a\'.securemed.federation.v1.DeclineReceipt\x12\x66\n\rAdvertiseKeys\x12-.securemed.federation.v1.AdvertiseKeysRequest\x1a&.securemed.federation.v1.NeighbourKeys\x12]\n\tShareKeys\x12).securemed.federation.v1.ShareKeysRequest\x1a%.securemed.federation.v1.RoutedShares\x12j\n\x12SubmitMaskedUpdate\x12,.securemed.federation.v1.MaskedUpdateRequest\x1a&.securemed.federation.v1.UnmaskRequest\x12Y\n\x06Unmask\x12\'.securemed.federation.v1.UnmaskResponse\x1a&.securemed.federation.v1.UpdateReceiptb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2securemed/transport/federation/v1/federation.proto\x12\x17securemed.federation.v1\"B\n\x06Tensor\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"2\n\x0bJoinRequest\x12\x13\n\x0bnum_samples\x18\x02 \x01(\x03J\x04\x08\x01\x10\x02R\x08hospital\";\n\x0cJoinResponse\x12\x14\n\x0ctotal_rounds\x18\x01 \x01(\x05\x12\x15\n\rcurrent_round\x18\x02 \x01(\x05\"O\n\x12RoundStatusRequest\x12\x13\n\x0b\x61\x66ter_round\x18\x02 \x01(\x05\x12\x14\n\x0cwait_seconds\x18\x03 \x01(\x01J\x04\x08\x01\x10\x02R\x08hospital\"\xc4\x01\n\x0bRoundStatus\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x32\n\x05phase\x18\x02 \x01(\x0e\x32#.securemed.federation.v1.RoundPhase\x12\x10\n\x08selected\x18\x03 \x01(\x08\x12\x14\n\x0cseconds_left\x18\x04 \x01(\x01\x12\x14\n\x0ctotal_rounds\x18\x05 \x01(\x05\x12\x34\n\x06secure\x18\x06 \x01(\x0b\x32$.securemed.federation.v1.SecureRound\"\xce\x01\n\x0bSecureRound\x12\x10\n\x08round_id\x18\x01 \x01(\x0c\x12\x14\n\x0cparticipants\x18\x02 \x03(\t\x12\x12\n\nneighbours\x18\x03 \x01(\x05\x12\x11\n\tthreshold\x18\x04 \x01(\x05\x12\x15\n\rmin_survivors\x18\x05 \x01(\x05\x12\x0c\n\x04\x63lip\x18\x06 \x01(\x01\x12\x0c\n\x04\x62its\x18\x07 \x01(\x05\x12\x12\n\nnorm_bound\x18\x08 \x01(\x01\x12\x15\n\rphase_seconds\x18\n \x01(\x01J\x04\x08\t\x10\nR\x0cnoise_stddev\"3\n\x12GlobalModelRequest\x12\r\n\x05round\x18\x02 \x01(\x05J\x04\x08\x01\x10\x02R\x08hospital\"N\n\x0bGlobalModel\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x30\n\x07tensors\x18\x02 \x03(\x0b\x32\x1f.securemed.federation.v1.Tensor\"\x96\x01\n\x0cUpdateReport\x12\x13\n\x0bnum_samples\x18\x01 \x01(\x03\x12\x14\n\x07\x65psilon\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cprivacy_unit\x18\x07 \x01(\tB\n\n\x08_epsilonJ\x04\x08\x03\x10\x07R\rtrain_secondsR\x11serialize_secondsR\x04lossR\x0bupdate_norm\"\xe1\x01\n\rUpdateRequest\x12\r\n\x05round\x18\x02 \x01(\x05\x12\x30\n\x07tensors\x18\x04 \x03(\x0b\x32\x1f.securemed.federation.v1.Tensor\x12\x35\n\x06report\x18\t \x01(\x0b\x32%.securemed.federation.v1.UpdateReportJ\x04\x08\x01\x10\x02J\x04\x08\x03\x10\x04J\x04\x08\x05\x10\tR\x08hospitalR\x0bnum_samplesR\x07\x65psilonR\rtrain_secondsR\x11serialize_secondsR\x04loss\"Z\n\rUpdateReceipt\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x10\n\x08received\x18\x02 \x01(\x05\x12\x10\n\x08\x65xpected\x18\x03 \x01(\x05\x12\x16\n\x0eserver_seconds\x18\x04 \x01(\x01\"\xa0\x01\n\tKeyAdvert\x12\x10\n\x08hospital\x18\x01 \x01(\t\x12\x10\n\x08\x63_public\x18\x02 \x01(\x0c\x12\x10\n\x08s_public\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x05 \x01(\x0c\x12\x18\n\x10seed_commitments\x18\x06 \x03(\x0c\x12\x17\n\x0fkey_commitments\x18\x07 \x03(\x0c\"Y\n\x14\x41\x64vertiseKeysRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x32\n\x06\x61\x64vert\x18\x02 \x01(\x0b\x32\".securemed.federation.v1.KeyAdvert\"S\n\rNeighbourKeys\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x33\n\x07\x61\x64verts\x18\x02 \x03(\x0b\x32\".securemed.federation.v1.KeyAdvert\"G\n\x0e\x45ncryptedShare\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x12\n\nciphertext\x18\x03 \x01(\x0c\"Z\n\x10ShareKeysRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x37\n\x06shares\x18\x02 \x03(\x0b\x32\'.securemed.federation.v1.EncryptedShare\"V\n\x0cRoutedShares\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x37\n\x06shares\x18\x02 \x03(\x0b\x32\'.securemed.federation.v1.EncryptedShare\"Z\n\x0eShareComplaint\x12\x0e\n\x06\x64\x65\x61ler\x18\x01 \x01(\t\x12\x12\n\nseed_share\x18\x02 \x01(\x0c\x12\x11\n\tkey_share\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\xa8\x01\n\x13MaskedUpdateRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x0e\n\x06masked\x18\x02 \x01(\x0c\x12\x35\n\x06report\x18\x03 \x01(\x0b\x32%.securemed.federation.v1.UpdateReport\x12;\n\ncomplaints\x18\x04 \x03(\x0b\x32\'.securemed.federation.v1.ShareComplaint\"W\n\x0e\x44\x65\x63lineRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x36\n\x06reason\x18\x02 \x01(\x0e\x32&.securemed.federation.v1.DeclineReason\"\x1f\n\x0e\x44\x65\x63lineReceipt\x12\r\n\x05round\x18\x01 \x01(\x05\"B\n\rUnmaskRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x11\n\tsurvivors\x18\x02 \x03(\t\x12\x0f\n\x07\x64ropped\x18\x03 \x03(\t\"8\n\x11SurvivorSignature\x12\x10\n\x08hospital\x18\x01 \x01(\t\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"j\n\x17\x43onfirmSurvivorsRequest\x12\r\n\x05round\x18\x01 \x01(\x05\x12@\n\x0c\x63onfirmation\x18\x02 \x01(\x0b\x32*.securemed.federation.v1.SurvivorSignature\"c\n\x12SurvivorSignatures\x12\r\n\x05round\x18\x01 \x01(\x05\x12>\n\nsignatures\x18\x02 \x03(\x0b\x32*.securemed.federation.v1.SurvivorSignature\"9\n\x0bUnmaskShare\x12\r\n\x05owner\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05share\x18\x03 \x01(\x0c\"U\n\x0eUnmaskResponse\x12\r\n\x05round\x18\x01 \x01(\x05\x12\x34\n\x06shares\x18\x02 \x03(\x0b\x32$.securemed.federation.v1.UnmaskShare*r\n\nRoundPhase\x12\x1b\n\x17ROUND_PHASE_UNSPECIFIED\x10\x00\x12\x17\n\x13ROUND_PHASE_WAITING\x10\x01\x12\x14\n\x10ROUND_PHASE_OPEN\x10\x02\x12\x18\n\x14ROUND_PHASE_FINISHED\x10\x03*e\n\rDeclineReason\x12\x1e\n\x1a\x44\x45\x43LINE_REASON_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45\x43LINE_REASON_BUDGET\x10\x01\x12\x19\n\x15\x44\x45\x43LINE_REASON_POLICY\x10\x02\x32\xee\x07\n\nFederation\x12S\n\x04Join\x12$.securemed.federation.v1.JoinRequest\x1a%.securemed.federation.v1.JoinResponse\x12\x63\n\x0eGetRoundStatus\x12+.securemed.federation.v1.RoundStatusRequest\x1a$.securemed.federation.v1.RoundStatus\x12\x63\n\x0eGetGlobalModel\x12+.securemed.federation.v1.GlobalModelRequest\x1a$.securemed.federation.v1.GlobalModel\x12^\n\x0cSubmitUpdate\x12&.securemed.federation.v1.UpdateRequest\x1a&.securemed.federation.v1.UpdateReceipt\x12`\n\x0c\x44\x65\x63lineRound\x12\'.securemed.federation.v1.DeclineRequest\x1a\'.securemed.federation.v1.DeclineReceipt\x12\x66\n\rAdvertiseKeys\x12-.securemed.federation.v1.AdvertiseKeysRequest\x1a&.securemed.federation.v1.NeighbourKeys\x12]\n\tShareKeys\x12).securemed.federation.v1.ShareKeysRequest\x1a%.securemed.federation.v1.RoutedShares\x12j\n\x12SubmitMaskedUpdate\x12,.securemed.federation.v1.MaskedUpdateRequest\x1a&.securemed.federation.v1.UnmaskRequest\x12q\n\x10\x43onfirmSurvivors\x12\x30.securemed.federation.v1.ConfirmSurvivorsRequest\x1a+.securemed.federation.v1.SurvivorSignatures\x12Y\n\x06Unmask\x12\'.securemed.federation.v1.UnmaskResponse\x1a&.securemed.federation.v1.UpdateReceiptb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'securemed.transport.federation.v1.federation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROUNDPHASE']._serialized_start=2340
-  _globals['_ROUNDPHASE']._serialized_end=2454
-  _globals['_DECLINEREASON']._serialized_start=2456
-  _globals['_DECLINEREASON']._serialized_end=2557
+  _globals['_ROUNDPHASE']._serialized_start=2813
+  _globals['_ROUNDPHASE']._serialized_end=2927
+  _globals['_DECLINEREASON']._serialized_start=2929
+  _globals['_DECLINEREASON']._serialized_end=3030
   _globals['_TENSOR']._serialized_start=79
   _globals['_TENSOR']._serialized_end=145
   _globals['_JOINREQUEST']._serialized_start=147
@@ -57,30 +57,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEREQUEST']._serialized_end=1261
   _globals['_UPDATERECEIPT']._serialized_start=1263
   _globals['_UPDATERECEIPT']._serialized_end=1353
-  _globals['_KEYADVERT']._serialized_start=1355
-  _globals['_KEYADVERT']._serialized_end=1464
-  _globals['_ADVERTISEKEYSREQUEST']._serialized_start=1466
-  _globals['_ADVERTISEKEYSREQUEST']._serialized_end=1555
-  _globals['_NEIGHBOURKEYS']._serialized_start=1557
-  _globals['_NEIGHBOURKEYS']._serialized_end=1640
-  _globals['_ENCRYPTEDSHARE']._serialized_start=1642
-  _globals['_ENCRYPTEDSHARE']._serialized_end=1713
-  _globals['_SHAREKEYSREQUEST']._serialized_start=1715
-  _globals['_SHAREKEYSREQUEST']._serialized_end=1805
-  _globals['_ROUTEDSHARES']._serialized_start=1807
-  _globals['_ROUTEDSHARES']._serialized_end=1893
-  _globals['_MASKEDUPDATEREQUEST']._serialized_start=1895
-  _globals['_MASKEDUPDATEREQUEST']._serialized_end=2002
-  _globals['_DECLINEREQUEST']._serialized_start=2004
-  _globals['_DECLINEREQUEST']._serialized_end=2091
-  _globals['_DECLINERECEIPT']._serialized_start=2093
-  _globals['_DECLINERECEIPT']._serialized_end=2124
-  _globals['_UNMASKREQUEST']._serialized_start=2126
-  _globals['_UNMASKREQUEST']._serialized_end=2192
-  _globals['_UNMASKSHARE']._serialized_start=2194
-  _globals['_UNMASKSHARE']._serialized_end=2251
-  _globals['_UNMASKRESPONSE']._serialized_start=2253
-  _globals['_UNMASKRESPONSE']._serialized_end=2338
-  _globals['_FEDERATION']._serialized_start=2560
-  _globals['_FEDERATION']._serialized_end=3451
+  _globals['_KEYADVERT']._serialized_start=1356
+  _globals['_KEYADVERT']._serialized_end=1516
+  _globals['_ADVERTISEKEYSREQUEST']._serialized_start=1518
+  _globals['_ADVERTISEKEYSREQUEST']._serialized_end=1607
+  _globals['_NEIGHBOURKEYS']._serialized_start=1609
+  _globals['_NEIGHBOURKEYS']._serialized_end=1692
+  _globals['_ENCRYPTEDSHARE']._serialized_start=1694
+  _globals['_ENCRYPTEDSHARE']._serialized_end=1765
+  _globals['_SHAREKEYSREQUEST']._serialized_start=1767
+  _globals['_SHAREKEYSREQUEST']._serialized_end=1857
+  _globals['_ROUTEDSHARES']._serialized_start=1859
+  _globals['_ROUTEDSHARES']._serialized_end=1945
+  _globals['_SHARECOMPLAINT']._serialized_start=1947
+  _globals['_SHARECOMPLAINT']._serialized_end=2037
+  _globals['_MASKEDUPDATEREQUEST']._serialized_start=2040
+  _globals['_MASKEDUPDATEREQUEST']._serialized_end=2208
+  _globals['_DECLINEREQUEST']._serialized_start=2210
+  _globals['_DECLINEREQUEST']._serialized_end=2297
+  _globals['_DECLINERECEIPT']._serialized_start=2299
+  _globals['_DECLINERECEIPT']._serialized_end=2330
+  _globals['_UNMASKREQUEST']._serialized_start=2332
+  _globals['_UNMASKREQUEST']._serialized_end=2398
+  _globals['_SURVIVORSIGNATURE']._serialized_start=2400
+  _globals['_SURVIVORSIGNATURE']._serialized_end=2456
+  _globals['_CONFIRMSURVIVORSREQUEST']._serialized_start=2458
+  _globals['_CONFIRMSURVIVORSREQUEST']._serialized_end=2564
+  _globals['_SURVIVORSIGNATURES']._serialized_start=2566
+  _globals['_SURVIVORSIGNATURES']._serialized_end=2665
+  _globals['_UNMASKSHARE']._serialized_start=2667
+  _globals['_UNMASKSHARE']._serialized_end=2724
+  _globals['_UNMASKRESPONSE']._serialized_start=2726
+  _globals['_UNMASKRESPONSE']._serialized_end=2811
+  _globals['_FEDERATION']._serialized_start=3033
+  _globals['_FEDERATION']._serialized_end=4039
 # @@protoc_insertion_point(module_scope)

@@ -146,18 +146,22 @@ class UpdateReceipt(_message.Message):
     def __init__(self, round: _Optional[int] = ..., received: _Optional[int] = ..., expected: _Optional[int] = ..., server_seconds: _Optional[float] = ...) -> None: ...
 
 class KeyAdvert(_message.Message):
-    __slots__ = ("hospital", "c_public", "s_public", "signature", "certificate_pem")
+    __slots__ = ("hospital", "c_public", "s_public", "signature", "certificate_pem", "seed_commitments", "key_commitments")
     HOSPITAL_FIELD_NUMBER: _ClassVar[int]
     C_PUBLIC_FIELD_NUMBER: _ClassVar[int]
     S_PUBLIC_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    SEED_COMMITMENTS_FIELD_NUMBER: _ClassVar[int]
+    KEY_COMMITMENTS_FIELD_NUMBER: _ClassVar[int]
     hospital: str
     c_public: bytes
     s_public: bytes
     signature: bytes
     certificate_pem: bytes
-    def __init__(self, hospital: _Optional[str] = ..., c_public: _Optional[bytes] = ..., s_public: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., certificate_pem: _Optional[bytes] = ...) -> None: ...
+    seed_commitments: _containers.RepeatedScalarFieldContainer[bytes]
+    key_commitments: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, hospital: _Optional[str] = ..., c_public: _Optional[bytes] = ..., s_public: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., certificate_pem: _Optional[bytes] = ..., seed_commitments: _Optional[_Iterable[bytes]] = ..., key_commitments: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class AdvertiseKeysRequest(_message.Message):
     __slots__ = ("round", "advert")
@@ -201,15 +205,29 @@ class RoutedShares(_message.Message):
     shares: _containers.RepeatedCompositeFieldContainer[EncryptedShare]
     def __init__(self, round: _Optional[int] = ..., shares: _Optional[_Iterable[_Union[EncryptedShare, _Mapping]]] = ...) -> None: ...
 
+class ShareComplaint(_message.Message):
+    __slots__ = ("dealer", "seed_share", "key_share", "signature")
+    DEALER_FIELD_NUMBER: _ClassVar[int]
+    SEED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    KEY_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    dealer: str
+    seed_share: bytes
+    key_share: bytes
+    signature: bytes
+    def __init__(self, dealer: _Optional[str] = ..., seed_share: _Optional[bytes] = ..., key_share: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
 class MaskedUpdateRequest(_message.Message):
-    __slots__ = ("round", "masked", "report")
+    __slots__ = ("round", "masked", "report", "complaints")
     ROUND_FIELD_NUMBER: _ClassVar[int]
     MASKED_FIELD_NUMBER: _ClassVar[int]
     REPORT_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINTS_FIELD_NUMBER: _ClassVar[int]
     round: int
     masked: bytes
     report: UpdateReport
-    def __init__(self, round: _Optional[int] = ..., masked: _Optional[bytes] = ..., report: _Optional[_Union[UpdateReport, _Mapping]] = ...) -> None: ...
+    complaints: _containers.RepeatedCompositeFieldContainer[ShareComplaint]
+    def __init__(self, round: _Optional[int] = ..., masked: _Optional[bytes] = ..., report: _Optional[_Union[UpdateReport, _Mapping]] = ..., complaints: _Optional[_Iterable[_Union[ShareComplaint, _Mapping]]] = ...) -> None: ...
 
 class DeclineRequest(_message.Message):
     __slots__ = ("round", "reason")
@@ -234,6 +252,30 @@ class UnmaskRequest(_message.Message):
     survivors: _containers.RepeatedScalarFieldContainer[str]
     dropped: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, round: _Optional[int] = ..., survivors: _Optional[_Iterable[str]] = ..., dropped: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SurvivorSignature(_message.Message):
+    __slots__ = ("hospital", "signature")
+    HOSPITAL_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    hospital: str
+    signature: bytes
+    def __init__(self, hospital: _Optional[str] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class ConfirmSurvivorsRequest(_message.Message):
+    __slots__ = ("round", "confirmation")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMATION_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    confirmation: SurvivorSignature
+    def __init__(self, round: _Optional[int] = ..., confirmation: _Optional[_Union[SurvivorSignature, _Mapping]] = ...) -> None: ...
+
+class SurvivorSignatures(_message.Message):
+    __slots__ = ("round", "signatures")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    signatures: _containers.RepeatedCompositeFieldContainer[SurvivorSignature]
+    def __init__(self, round: _Optional[int] = ..., signatures: _Optional[_Iterable[_Union[SurvivorSignature, _Mapping]]] = ...) -> None: ...
 
 class UnmaskShare(_message.Message):
     __slots__ = ("owner", "kind", "share")

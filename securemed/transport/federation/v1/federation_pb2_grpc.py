@@ -75,6 +75,11 @@ class FederationStub:
                 request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.MaskedUpdateRequest.SerializeToString,
                 response_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UnmaskRequest.FromString,
                 _registered_method=True)
+        self.ConfirmSurvivors = channel.unary_unary(
+                '/securemed.federation.v1.Federation/ConfirmSurvivors',
+                request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.ConfirmSurvivorsRequest.SerializeToString,
+                response_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.SurvivorSignatures.FromString,
+                _registered_method=True)
         self.Unmask = channel.unary_unary(
                 '/securemed.federation.v1.Federation/Unmask',
                 request_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UnmaskResponse.SerializeToString,
@@ -149,6 +154,13 @@ class FederationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfirmSurvivors(self, request, context):
+        """A hospital answers Unmask only once t neighbours signed the very view it signed here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Unmask(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -197,6 +209,11 @@ def add_FederationServicer_to_server(servicer, server):
                     servicer.SubmitMaskedUpdate,
                     request_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.MaskedUpdateRequest.FromString,
                     response_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UnmaskRequest.SerializeToString,
+            ),
+            'ConfirmSurvivors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmSurvivors,
+                    request_deserializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.ConfirmSurvivorsRequest.FromString,
+                    response_serializer=securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.SurvivorSignatures.SerializeToString,
             ),
             'Unmask': grpc.unary_unary_rpc_method_handler(
                     servicer.Unmask,
@@ -421,6 +438,33 @@ class Federation:
             '/securemed.federation.v1.Federation/SubmitMaskedUpdate',
             securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.MaskedUpdateRequest.SerializeToString,
             securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.UnmaskRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmSurvivors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/securemed.federation.v1.Federation/ConfirmSurvivors',
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.ConfirmSurvivorsRequest.SerializeToString,
+            securemed_dot_transport_dot_federation_dot_v1_dot_federation__pb2.SurvivorSignatures.FromString,
             options,
             channel_credentials,
             insecure,
