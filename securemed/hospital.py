@@ -139,6 +139,8 @@ class HospitalPolicy:
     def refusal(self, view: RoundView, dimension: int) -> str | None:
         """Why this round is weaker than the policy, or cannot carry its client-level noise
         (``dimension`` coordinates); ``None`` when it is fine."""
+        if view.broken_secure is not None:
+            return f"the round's secure parameters are unsound: {view.broken_secure}"
         if view.secure is None:
             return (
                 "the round is not secure, and this hospital requires secure aggregation"

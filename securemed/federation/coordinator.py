@@ -106,7 +106,12 @@ class HospitalReport:
 
 @dataclass(frozen=True)
 class RoundView:
-    """The round as one hospital sees it."""
+    """The round as one hospital sees it.
+
+    ``broken_secure`` says why the secure parameters the aggregator sent fail the protocol's
+    own checks (t <= k/2, say): the round is neither secure nor clear, and a hospital sits it
+    out rather than exit or fall back to sending its update in the clear.
+    """
 
     round: int
     phase: Phase
@@ -114,6 +119,7 @@ class RoundView:
     seconds_left: float
     total_rounds: int
     secure: SecureAssignment | None = None
+    broken_secure: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import grpc
 import numpy as np
 import torch
 
+from securemed.errors import ConfigError
 from securemed.federation.coordinator import HospitalReport, Phase, RoundView
 from securemed.federation.tensors import decode_state, encode_state, state_nbytes
 from securemed.pki import FederationIdentity
@@ -114,17 +115,20 @@ class FederationClient:
         """Long-poll until a round later than ``after_round`` opens, or ``wait_s`` passes."""
         request = pb.RoundStatusRequest(after_round=after_round, wait_seconds=wait_s)
         reply = self._call(self._stub.GetRoundStatus, request, extra_timeout_s=wait_s)
+        secure, broken = None, None
+        if reply.HasField("secure"):
+            try:
+                secure = secure_codec.assignment_from_proto(reply.secure, reply.round)
+            except ConfigError as error:
+                broken = str(error)
         return RoundView(
             round=reply.round,
             phase=_PHASES[reply.phase],
             selected=reply.selected,
             seconds_left=reply.seconds_left,
             total_rounds=reply.total_rounds,
-            secure=(
-                secure_codec.assignment_from_proto(reply.secure, reply.round)
-                if reply.HasField("secure")
-                else None
-            ),
+            secure=secure,
+            broken_secure=broken,
         )
 
     def global_model(self, round_number: int) -> dict[str, torch.Tensor]:
