@@ -93,6 +93,13 @@ class Aggregator:
             aborted=outcome.aborted is not None,
             flagged=flagged,
         )
+        for culprit in outcome.culprits:  # caught breaking the secure protocol: named on record
+            self._audit.append(
+                "secure_protocol_violation",
+                round=outcome.round,
+                hospital=culprit.hospital,
+                fault=culprit.fault,
+            )
         for source in flagged:  # a hospital, or a secure bucket's hospitals joined by "+"
             assert outcome.anomalies is not None
             z_score = float(outcome.anomalies.z_scores[source])

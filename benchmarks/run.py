@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"secagg n={row['hospitals']} k={row['neighbours']}: client "
             f"{row['client_seconds_mean'] * 1e3:.1f} ms, {row['client_bytes_sent_mean'] / 1e6:.2f}"
             f" MB sent; server {row['server_seconds']:.3f} s ({row['server_over_plain']:.0f}x "
-            "plain)"
+            f"plain); consistency check {row['consistency_share_of_round']:.1%} of the round "
+            f"(target < {row['consistency_target']:.0%})"
         )
     unmask, masks = results["secagg_unmask"], results["secagg_masks"]
     print(

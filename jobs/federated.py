@@ -187,6 +187,9 @@ def round_record(result: dict[str, Any], test_metrics: dict[str, Any]) -> dict[s
         "declined": list(outcome.declined),
         "missed_deadline": list(outcome.missing),
         "aborted": outcome.aborted,
+        "culprits": [
+            {"hospital": culprit.hospital, "fault": culprit.fault} for culprit in outcome.culprits
+        ],
         "flagged_update_norms": list(outcome.anomalies.flagged) if outcome.anomalies else [],
         "secure_buckets": [list(bucket) for bucket in outcome.buckets],
         "test": test_metrics,

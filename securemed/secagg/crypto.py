@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 
 from cryptography import x509
@@ -81,11 +82,19 @@ def sign(private_key_pem: bytes, message: bytes) -> bytes:
     return key.sign(message, ec.ECDSA(hashes.SHA256()))
 
 
-def verify_signed_by(certificate_pem: bytes, message: bytes, signature: bytes) -> None:
-    """Check ``signature`` over ``message`` with the certificate's key; ProtocolViolation if not."""
+@functools.lru_cache(maxsize=1024)
+def _certificate_key(certificate_pem: bytes) -> ec.EllipticCurvePublicKey:
+    """The key of a certificate, parsed once: a round checks each hospital's signatures
+    several times (advert, dealt shares, survivor set)."""
     public = x509.load_pem_x509_certificate(certificate_pem).public_key()
     if not isinstance(public, ec.EllipticCurvePublicKey):
         raise ProtocolViolation("a federation certificate must hold an ECDSA key")
+    return public
+
+
+def verify_signed_by(certificate_pem: bytes, message: bytes, signature: bytes) -> None:
+    """Check ``signature`` over ``message`` with the certificate's key; ProtocolViolation if not."""
+    public = _certificate_key(certificate_pem)
     try:
         public.verify(signature, message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:

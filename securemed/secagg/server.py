@@ -117,6 +117,7 @@ class SecAggServer:
         self._unmask: dict[str, list[UnmaskShare]] = {}
         self._survivors: tuple[str, ...] = ()
         self._dropped: tuple[str, ...] = ()
+        self._view = b""  # what each survivor signs in the consistency check
         #: hospitals caught breaking the protocol this round (the round's audit record)
         self.culprits: list[Culprit] = []
 
@@ -335,6 +336,7 @@ class SecAggServer:
         self._abort_below(len(self._uploaded), "masked upload")
         self._survivors = tuple(sorted(self._uploaded))
         self._dropped = tuple(sorted(set(self._shares) - set(self._uploaded)))
+        self._view = view_message(self.info, self._survivors, self._dropped)
         self.phase = SecAggPhase.CONSISTENCY
         return self._survivors, self._dropped
 
@@ -353,9 +355,7 @@ class SecAggServer:
                 "connection"
             )
         crypto.verify_signed_by(
-            self._adverts[hospital].certificate_pem,
-            view_message(self.info, self._survivors, self._dropped),
-            signature.signature,
+            self._adverts[hospital].certificate_pem, self._view, signature.signature
         )
         self._signatures[hospital] = signature
 

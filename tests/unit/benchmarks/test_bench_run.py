@@ -50,6 +50,10 @@ def test_smoke_run_writes_step_ratio_and_round_split(tmp_path: Path) -> None:
     for row in written["secagg_protocol"]:
         assert row["client_bytes_sent_mean"] > row["plain_client_bytes_sent"]
         assert row["server_seconds"] > 0 and row["plain_server_seconds"] > 0
+        assert 0 < row["consistency_share_of_round"] < 1
+        assert row["consistency_meets_target"] == (
+            row["consistency_share_of_round"] < row["consistency_target"]
+        )
     assert written["secagg_unmask"]["dropped"] == 1
     assert written["secagg_masks"]["mask_generator_gb_per_s"] > 0
     generation = written["report_generation"]
