@@ -1,18 +1,29 @@
-"""The federation's own certificate authority: one CA, one aggregator and one hospital certificate.
+"""The federation's own certificate authority: the CA, enrollment by CSR, and revocation.
 
 Mutual TLS needs every party to hold a certificate the others trust. A federation of a few
 hospitals has no use for a public CA (its names are not public) and must not depend on one, so
-``securemed pki init`` makes a private CA on the operator's machine and issues:
+the operator runs a private CA. In a real federation each hospital makes its own key and a
+certificate signing request (``securemed pki request``, on the hospital's machine); the
+operator checks the request and signs it (``securemed pki sign``), so no hospital's key ever
+leaves its machine. ``securemed pki init`` is for local simulation only: it makes the CA and
+every key in one folder, so whoever holds that folder holds every hospital's identity. The CA
+folder holds:
 
 * ``ca.crt`` / ``ca.key``: the federation CA (keep ``ca.key`` offline once certificates exist);
 * ``aggregator.crt`` / ``aggregator.key``: a server certificate for the aggregator's host names;
-* ``hospitals/<name>.crt`` / ``.key``: a client certificate whose subject common name is the
-  hospital's name in the federation. The aggregator takes a hospital's identity from this
-  certificate, never from a field the hospital sends.
+* ``issued.json``: every certificate the CA issued (name, serial, expiry, revocation), so a
+  certificate can be revoked by its hospital's name and a live name is never issued twice;
+* ``revoked.crl.pem``: the X.509 revocation list, signed by the CA, that the aggregator checks
+  on every call (``securemed pki revoke`` adds to it);
+* after ``init`` only, ``hospitals/<name>.crt`` / ``.key``.
 
-Keys are ECDSA P-256 (what every TLS 1.3 stack, gRPC's BoringSSL included, accepts), written
-owner-only (0600). Nothing is overwritten: a second ``init`` into the same folder is refused,
-because replacing a CA silently would lock every hospital out.
+A hospital certificate is a client certificate whose subject common name is the hospital's
+name in the federation. The aggregator takes a hospital's identity from this certificate, never
+from a field the hospital sends. Keys are ECDSA P-256 (what every TLS 1.3 stack, gRPC's
+BoringSSL included, accepts), written owner-only (0600). Keys and CAs are never overwritten: a
+second ``init`` into the same folder is refused, because replacing a CA silently would lock
+every hospital out. This module does not distribute files: moving a CSR to the operator and a
+certificate back is the parties' business (neither is secret).
 """
 
 from __future__ import annotations

@@ -190,9 +190,7 @@ def test_a_client_dp_round_hides_each_update_as_well_as_its_noise_allows(
 
     with probability above 1 - 1e-8: |<N, u>| <= 6 sigma ||u||, ||N|| >= sigma (sqrt(d) - 6),
     and ||u||, ||v|| <= C, where sigma is the noise's standard deviation in update units."""
-    config = _config(
-        {"norm_bound": 1.0, "client_dp_noise_multiplier": 1.0, "min_survivors": 2}
-    )
+    config = _config({"norm_bound": 1.0, "client_dp_noise_multiplier": 1.0, "min_survivors": 2})
     seen = _run(config, pki, tmp_path, monkeypatch)
     assert seen["outcome"].participants == ("hospital-1", "hospital-2")
     initial = _flat(seen["initial"])

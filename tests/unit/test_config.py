@@ -69,9 +69,12 @@ def test_secure_sums_of_fewer_than_min_participants_are_refused_at_load() -> Non
     whose rounds or buckets would be smaller fails at load instead of declining every round."""
     with pytest.raises(ConfigError, match="each hospital learns the other's"):
         parse_config({"federation": {"hospitals": 2}})
-    assert parse_config(
-        {"federation": {"hospitals": 2}, "secure_aggregation": {"min_participants": 2}}
-    ).secure_aggregation.min_participants == 2
+    assert (
+        parse_config(
+            {"federation": {"hospitals": 2}, "secure_aggregation": {"min_participants": 2}}
+        ).secure_aggregation.min_participants
+        == 2
+    )
     with pytest.raises(ConfigError, match="hospitals would refuse every bucket"):
         parse_config({"secure_aggregation": {"bucket_size": 2}})
 

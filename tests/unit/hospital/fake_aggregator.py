@@ -55,9 +55,7 @@ class FakeAggregator:
             participants = tuple(f"hospital-{i}" for i in range(1, self.secure_survivors + 1))
             assignment = SecureAssignment(
                 info=RoundInfo(round=number, round_id=b"r" * 16, participants=participants),
-                params=SecAggParams.for_round(
-                    len(participants), neighbours=self.secure_neighbours
-                ),
+                params=SecAggParams.for_round(len(participants), neighbours=self.secure_neighbours),
                 norm_bound=None,
                 phase_seconds=1.0,
             )

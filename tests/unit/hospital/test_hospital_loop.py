@@ -374,9 +374,7 @@ def test_client_level_rows_of_an_insecure_run_say_they_are_no_guarantee(tmp_path
         assert not privacy.guaranteed()
 
 
-def test_the_cli_keeps_the_budget_of_a_data_file_named_in_its_config(
-    tmp_path, pki, capsys
-) -> None:
+def test_the_cli_keeps_the_budget_of_a_data_file_named_in_its_config(tmp_path, pki, capsys) -> None:
     """`python -m securemed.hospital --config` whose data section names a real file (no
     --data): that file's lifetime budget applies, as with --data."""
     from securemed.hospital import main
