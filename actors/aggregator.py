@@ -24,11 +24,16 @@ from securemed.federation.coordinator import FederationCoordinator, RoundOutcome
 from securemed.federation.from_config import aggregation_rule, secure_settings
 from securemed.pki import FederationIdentity
 from securemed.transport.server import FederationServer
+from securemed.transport.tls import RevocationList
 
 
 @ray.remote
 class Aggregator:
-    """Runs a :class:`FederationServer` on ``bind_host`` at a free port."""
+    """Runs a :class:`FederationServer` on ``bind_host`` at a free port.
+
+    ``revocation_list`` is the CA folder's CRL file; it is read here, on the actor's node, and
+    re-read whenever ``securemed pki revoke`` changes it, so it must be on that node's disk.
+    """
 
     def __init__(
         self,
@@ -45,6 +50,7 @@ class Aggregator:
         robust: RobustConfig,
         secure: SecureAggregationConfig,
         audit_log: Path,
+        revocation_list: Path | None = None,
     ) -> None:
         coordinator = FederationCoordinator(
             hospitals=hospitals,
@@ -59,7 +65,12 @@ class Aggregator:
         )
         self._rule = robust.rule
         self._server = FederationServer(
-            coordinator, identity=identity, max_message_bytes=max_message_bytes
+            coordinator,
+            identity=identity,
+            max_message_bytes=max_message_bytes,
+            revocations=None
+            if revocation_list is None
+            else RevocationList(revocation_list, ca_pem=identity.ca_pem),
         )
         self._bind_host = bind_host
         self._metrics = FederationMetrics()

@@ -266,6 +266,8 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
         robust=config.robust,
         secure=config.secure_aggregation,
         audit_log=output / AUDIT_FILE,
+        # `securemed pki revoke` on this CA folder refuses a hospital from its next call
+        revocation_list=pki.revocation_list if pki.revocation_list.exists() else None,
     )
     target = ray.get(aggregator.start.remote())
     runs = [

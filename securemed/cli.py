@@ -1,7 +1,10 @@
 """SecureMed operator commands that need no Ray (the `securemed` console script).
 
-securemed pki init --out certs --hospitals 4
-securemed pki init --out certs --hospitals st-marys,general --server-name agg.example.org
+securemed pki ca --out ca --server-name agg.example.org                 # operator
+securemed pki request --name st-marys --out st-marys                    # each hospital
+securemed pki sign --pki ca --csr st-marys.csr --out st-marys.crt       # operator
+securemed pki revoke --pki ca --name st-marys                           # operator
+securemed pki init --out certs --hospitals 4          # local simulation: every key in one folder
 securemed keygen --out keys
 securemed decrypt --key keys/clinician.key --service-key service.pub.pem envelope.json
 securemed serve-init --state var/serve
@@ -25,7 +28,16 @@ from securemed.crypto.sealing import (
 )
 from securemed.durable import write_private_file
 from securemed.errors import EnvelopeRejected, SecureMedError
-from securemed.pki import DEFAULT_SERVER_NAMES, init_pki
+from securemed.pki import (
+    CRL_VALID_DAYS,
+    DEFAULT_SERVER_NAMES,
+    PkiLayout,
+    create_ca,
+    init_pki,
+    request_certificate,
+    revoke_certificate,
+    sign_request,
+)
 from securemed.serving.state import init_serving_state_with_token_file
 
 
@@ -36,7 +48,20 @@ def _hospital_names(value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+def _pki_ca(args: argparse.Namespace) -> int:
+    layout = create_ca(
+        args.out, server_names=args.server_name or DEFAULT_SERVER_NAMES, valid_days=args.days
+    )
+    print(f"federation CA and the aggregator's certificate written to {layout.root}")
+    print(f"keep {layout.ca_key} offline; hospitals enroll with `securemed pki request`")
+    return 0
+
+
 def _pki_init(args: argparse.Namespace) -> int:
+    print(
+        "note: pki init is for local simulation: it makes every hospital's key here; a real "
+        "federation uses `pki ca`, then `pki request` at each hospital and `pki sign`"
+    )
     layout = init_pki(
         args.out,
         _hospital_names(args.hospitals),
@@ -46,6 +71,42 @@ def _pki_init(args: argparse.Namespace) -> int:
     print(f"federation CA and certificates written to {layout.root}")
     print(f"keep {layout.ca_key} offline; give each hospital only its own .crt/.key and ca.crt")
     return 0
+
+
+def _pki_request(args: argparse.Namespace) -> int:
+    files = request_certificate(args.out, args.name)
+    print(f"private key: {files.key} (mode 0600; it never leaves this machine)")
+    print(f"signing request: {files.csr} (send it to the federation's operator)")
+    return 0
+
+
+def _pki_sign(args: argparse.Namespace) -> int:
+    try:
+        csr_pem = args.csr.read_bytes()
+    except FileNotFoundError:
+        raise SecureMedError(f"{args.csr} does not exist") from None
+    issued = sign_request(args.pki, csr_pem, args.out, valid_days=args.days)
+    print(f"issued {issued.name!r} serial {issued.serial:x}: {args.out}")
+    print(f"send it and {PkiLayout(args.pki).ca_cert} to the hospital (neither is secret)")
+    return 0
+
+
+def _pki_revoke(args: argparse.Namespace) -> int:
+    revoked = revoke_certificate(
+        args.pki, name=args.name, serial=args.serial, crl_days=args.crl_days
+    )
+    for record in revoked:
+        print(f"revoked {record.name!r} serial {record.serial:x}")
+    print(f"revocation list updated in {args.pki}; the aggregator refuses it from its next call")
+    return 0
+
+
+def _serial(value: str) -> int:
+    """A serial number in hex, as ``pki sign`` prints it (``0x`` and colons allowed)."""
+    try:
+        return int(value.replace(":", "").removeprefix("0x"), 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a hexadecimal serial number: {value!r}") from None
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -132,23 +193,67 @@ def _serve_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="securemed", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    pki = commands.add_parser("pki", help="the federation's certificate authority")
-    pki_commands = pki.add_subparsers(dest="pki_command", required=True)
-    init = pki_commands.add_parser("init", help="create a CA and issue every certificate")
-    init.add_argument("--out", type=Path, required=True, help="folder to create (must be new)")
-    init.add_argument(
-        "--hospitals", default="4", help="a count (hospital-1..N) or comma-separated names"
-    )
-    init.add_argument(
+def _add_ca_arguments(command: argparse.ArgumentParser) -> None:
+    """What ``pki ca`` and ``pki init`` share: both create a CA and the aggregator's certificate."""
+    command.add_argument("--out", type=Path, required=True, help="folder to create (must be new)")
+    command.add_argument(
         "--server-name",
         action="append",
         help="aggregator host name or IP for its certificate (repeatable; default localhost, "
         "127.0.0.1)",
     )
-    init.add_argument("--days", type=int, default=365, help="validity of every certificate")
+    command.add_argument("--days", type=int, default=365, help="validity of every certificate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="securemed", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    pki = commands.add_parser("pki", help="the federation's certificate authority")
+    pki_commands = pki.add_subparsers(dest="pki_command", required=True)
+    ca = pki_commands.add_parser(
+        "ca", help="create the federation CA and the aggregator's certificate (operator)"
+    )
+    _add_ca_arguments(ca)
+    ca.set_defaults(handler=_pki_ca)
+    request = pki_commands.add_parser(
+        "request", help="make this hospital's key and a signing request (hospital)"
+    )
+    request.add_argument("--name", required=True, help="this hospital's name in the federation")
+    request.add_argument(
+        "--out", type=Path, required=True, help="folder for NAME.key (stays) and NAME.csr"
+    )
+    request.set_defaults(handler=_pki_request)
+    sign = pki_commands.add_parser(
+        "sign", help="issue a hospital certificate for a signing request (operator)"
+    )
+    sign.add_argument("--pki", type=Path, required=True, help="the CA folder")
+    sign.add_argument("--csr", type=Path, required=True, help="the hospital's NAME.csr")
+    sign.add_argument("--out", type=Path, required=True, help="certificate file to write")
+    sign.add_argument("--days", type=int, default=365, help="validity of the certificate")
+    sign.set_defaults(handler=_pki_sign)
+    revoke = pki_commands.add_parser(
+        "revoke", help="revoke a hospital's certificate; the aggregator refuses it at once"
+    )
+    revoke.add_argument("--pki", type=Path, required=True, help="the CA folder")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--name", help="revoke every unrevoked certificate of this hospital")
+    which.add_argument("--serial", type=_serial, help="revoke one certificate (hex serial)")
+    revoke.add_argument(
+        "--crl-days",
+        type=int,
+        default=CRL_VALID_DAYS,
+        help=f"days until the list's next update (default {CRL_VALID_DAYS})",
+    )
+    revoke.set_defaults(handler=_pki_revoke)
+    init = pki_commands.add_parser(
+        "init",
+        help="local simulation only: a CA plus every hospital's key and certificate in one "
+        "folder (a real federation enrolls hospitals with request and sign)",
+    )
+    _add_ca_arguments(init)
+    init.add_argument(
+        "--hospitals", default="4", help="a count (hospital-1..N) or comma-separated names"
+    )
     init.set_defaults(handler=_pki_init)
     keygen = commands.add_parser("keygen", help="a clinician's key pair for sealed reports")
     keygen.add_argument("--out", type=Path, required=True, help="folder for NAME.key/NAME.pub")

@@ -23,6 +23,11 @@ class UnknownHospital(SecureMedError):
     """A request names a hospital that is not a member of the federation."""
 
 
+class CertificateRevoked(UnknownHospital):
+    """A caller's certificate is on the federation CA's revocation list: whoever holds it is no
+    longer a member, so every call is refused as a non-member's would be."""
+
+
 class StaleRound(SecureMedError):
     """A request refers to a round that is not the one now open."""
 

@@ -542,10 +542,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--cert",
         type=Path,
         required=True,
-        help="this hospital's certificate from the federation CA (its common name is the "
-        "hospital's name in the federation)",
+        help="this hospital's certificate from the federation CA, as `securemed pki sign` "
+        "issued it (its common name is the hospital's name in the federation)",
     )
-    parser.add_argument("--key", type=Path, required=True, help="the certificate's private key")
+    parser.add_argument(
+        "--key",
+        type=Path,
+        required=True,
+        help="the certificate's private key: NAME.key in the folder `securemed pki request` "
+        "wrote it to",
+    )
     parser.add_argument("--ca", type=Path, required=True, help="the federation CA certificate")
     parser.add_argument(
         "--server-name",

@@ -61,6 +61,8 @@ class FederationServer(pb_grpc.FederationServicer):
         identity: the aggregator's certificate and key, and the federation CA.
         max_message_bytes: largest message accepted or sent, the same limit clients set.
         clock: monotonic seconds; tests may pass their own.
+        revocations: the federation CA's revocation list; every call from a certificate on it
+            is refused (PERMISSION_DENIED), from the moment the list's file changes.
     """
 
     def __init__(
@@ -70,8 +72,10 @@ class FederationServer(pb_grpc.FederationServicer):
         identity: FederationIdentity,
         max_message_bytes: int,
         clock: Callable[[], float] = time.monotonic,
+        revocations: tls.RevocationList | None = None,
     ) -> None:
         self._coordinator = coordinator
+        self._revocations = revocations
         self._identity = identity
         self._max_message_bytes = max_message_bytes
         self._clock = clock
@@ -387,8 +391,8 @@ class FederationServer(pb_grpc.FederationServicer):
         )
 
     async def _caller(self, context: grpc.aio.ServicerContext) -> tuple[str, bytes]:
-        """The calling hospital, from its verified client certificate."""
-        return await self._guard(context, lambda: tls.caller_identity(context))
+        """The calling hospital, from its verified, unrevoked client certificate."""
+        return await self._guard(context, lambda: tls.caller_identity(context, self._revocations))
 
     async def _guard(self, context: grpc.aio.ServicerContext, action: Callable[[], T]) -> T:
         """Run a coordinator call; a domain error becomes its gRPC status and nothing changes."""

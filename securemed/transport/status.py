@@ -20,6 +20,7 @@ _CODES: dict[type[errors.SecureMedError], grpc.StatusCode] = {
     errors.FederationFinished: grpc.StatusCode.FAILED_PRECONDITION,
     errors.DuplicateSubmission: grpc.StatusCode.ALREADY_EXISTS,
     errors.UnknownHospital: grpc.StatusCode.PERMISSION_DENIED,
+    errors.CertificateRevoked: grpc.StatusCode.PERMISSION_DENIED,
     errors.ProtocolViolation: grpc.StatusCode.INVALID_ARGUMENT,
     errors.RoundAborted: grpc.StatusCode.ABORTED,
     errors.AggregationPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,

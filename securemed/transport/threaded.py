@@ -15,12 +15,16 @@ from typing import Any, TypeVar
 from securemed.federation.coordinator import FederationCoordinator
 from securemed.pki import FederationIdentity
 from securemed.transport.server import FederationServer
+from securemed.transport.tls import RevocationList
 
 T = TypeVar("T")
 
 
 class ThreadedFederationServer:
-    """Starts serving on ``host`` at a free port on construction; ``close`` stops it."""
+    """Starts serving on ``host`` at a free port on construction; ``close`` stops it.
+
+    ``revocations`` is passed to :class:`FederationServer`: callers on it are refused.
+    """
 
     def __init__(
         self,
@@ -29,12 +33,16 @@ class ThreadedFederationServer:
         identity: FederationIdentity,
         max_message_bytes: int,
         host: str = "127.0.0.1",
+        revocations: RevocationList | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self.server = FederationServer(
-            coordinator, identity=identity, max_message_bytes=max_message_bytes
+            coordinator,
+            identity=identity,
+            max_message_bytes=max_message_bytes,
+            revocations=revocations,
         )
         try:
             self.port = self.call(self.server.start(host=host, port=0))

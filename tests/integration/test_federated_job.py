@@ -113,6 +113,8 @@ def test_secure_bucketing_robust_rule_client_dp_and_an_attacker_flagged(local_ra
         assert sorted(len(bucket) for bucket in entry["secure_buckets"]) == [2, 2, 2]
         assert sorted(n for bucket in entry["secure_buckets"] for n in bucket) == hospitals
         assert entry["participants"] == hospitals and entry["aborted"] is None
+        # a scaling attacker follows the secure protocol: nobody is caught breaking it
+        assert entry["culprits"] == []
         # the aggregator sees bucket means, not updates: it flags the attacker's bucket
         [flagged] = entry["flagged_update_norms"]
         assert "hospital-6" in flagged.split("+")
