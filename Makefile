@@ -9,9 +9,16 @@ export RAY_USAGE_STATS_ENABLED := 0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run smoke train-report serve audit audit-classifier audit-report sweep test test-fast bench eval-phi protos certs lint clean
+.PHONY: setup tools run smoke train-report serve audit audit-classifier audit-report sweep monitor test test-fast bench eval-phi protos certs lint clean
 
 setup: $(STAMP)
+
+## system tools the tests and `make monitor` need: Debian's prometheus (server and promtool)
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "installing Debian's prometheus package (promtool and the server)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends prometheus >/dev/null; }
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -57,11 +64,23 @@ audit-report: setup
 sweep: setup
 	$(PY) jobs/sweep.py classifier --output runs/sweep-$$(date +%Y%m%d-%H%M%S) $(ARGS)
 
+## Prometheus on the running local Ray at http://127.0.0.1:9090, with SecureMed's recording and
+## alert rules (deploy/prometheus); Grafana dashboards to load are in deploy/grafana
+RAY_TMP ?= /tmp/ray
+monitor: tools
+	@mkdir -p runs/prometheus
+	@sed 's#/tmp/ray/prom_metrics_service_discovery.json#$(RAY_TMP)/prom_metrics_service_discovery.json#' \
+		deploy/prometheus/prometheus.yml > runs/prometheus/prometheus.yml
+	@cp -r deploy/prometheus/rules runs/prometheus/
+	@echo "Prometheus on http://127.0.0.1:9090, scraping the Ray nodes listed in $(RAY_TMP)/prom_metrics_service_discovery.json"
+	prometheus --config.file=runs/prometheus/prometheus.yml --storage.tsdb.path=runs/prometheus/data \
+		--web.listen-address=127.0.0.1:9090 $(ARGS)
+
 ## every test; `make test-fast` skips the ones marked slow
-test: setup
+test: setup tools
 	$(PY) -m pytest -q $(ARGS)
 
-test-fast: setup
+test-fast: setup tools
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 ## benchmarks, results as JSON in bench-results/

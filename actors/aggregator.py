@@ -79,6 +79,7 @@ class Aggregator:
     async def start(self) -> str:
         """Start serving; returns the address hospitals dial."""
         port = await self._server.start(host=self._bind_host, port=0)
+        self._metrics.active.set(1)
         host = ray.util.get_node_ip_address() if self._bind_host == "0.0.0.0" else self._bind_host
         return f"{host}:{port}"
 
@@ -126,8 +127,16 @@ class Aggregator:
             "global_state": self._server.coordinator.global_state,
         }
 
+    async def record_evaluation(self, test_metrics: Mapping[str, Any]) -> None:
+        """Export the driver's test metrics of the latest global model (the aggregator is
+        the process the federation's dashboards read)."""
+        auroc = test_metrics.get("macro_auroc")
+        if isinstance(auroc, int | float) and math.isfinite(auroc):
+            self._metrics.test_macro_auroc.set(float(auroc))
+
     async def finish(self) -> None:
         await self._server.finish()
+        self._metrics.active.set(0)
 
     async def stop(self) -> None:
         await self._server.stop()

@@ -22,6 +22,7 @@ import numpy as np
 import ray
 import torch
 
+from actors.metrics import HospitalMetrics
 from securemed.aggregation import flatten_updates
 from securemed.attacks import DataAttack, LittleIsEnough, UpdateAttack, build_attack
 from securemed.config import AttackConfig, JobConfig
@@ -75,6 +76,7 @@ class HospitalNode:
             data_file=config.data.path,
             run_folder=run_folder,
         )
+        self._total_rounds = config.federation.rounds
 
     @staticmethod
     def _attack_params(
@@ -90,10 +92,17 @@ class HospitalNode:
 
     def run(self, target: str, max_message_bytes: int, server_name: str) -> HospitalSummary:
         """Take part in the federation at ``target`` until it finishes."""
+        metrics = HospitalMetrics(
+            self._identity.name,
+            total_rounds=self._total_rounds,
+            status=self._site.privacy_status,
+        )
         with FederationClient(
             target, self._identity, max_message_bytes=max_message_bytes, server_name=server_name
         ) as client:
-            return self._site.run(client, tamper=self._tamper if self._update_attacks else None)
+            return self._site.run(
+                client, tamper=self._tamper if self._update_attacks else None, events=metrics
+            )
 
     def _tamper(self, update: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Rewrite an honest update. ALIE estimates the benign statistics from this hospital's

@@ -287,7 +287,9 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
     for _ in range(completed + 1, config.federation.rounds + 1):
         result = ray.get(aggregator.run_round.remote(config.federation.round_deadline_s))
         global_state = result["global_state"]
-        record = round_record(result, evaluate_state(config, global_state, test, class_names))
+        test_metrics = evaluate_state(config, global_state, test, class_names)
+        aggregator.record_evaluation.remote(test_metrics)
+        record = round_record(result, test_metrics)
         records.append(record)
         print_round(record, config.federation.rounds)
         save_checkpoint(

@@ -174,6 +174,33 @@ class HospitalPolicy:
         return None
 
 
+class SiteEvents(Protocol):
+    """What a hospital's host is told as rounds go (the Ray actor turns it into metrics).
+
+    Round numbers and reasons only: nothing about the data or the update.
+    """
+
+    def round_declined(self, round_number: int, reason: DeclineReason) -> None: ...
+
+    def round_released(self, round_number: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class PrivacyStatus:
+    """A hospital's privacy spend as it stands, for its operators' dashboards.
+
+    Attributes:
+        budget: the data set's lifetime DP-SGD budget (``None`` without DP-SGD).
+        spent: the ledger's spend by mechanism (``"dp-sgd"``, ``"client-dp"``).
+        projected: the DP-SGD spend if every round left ran at the current plan; above
+            ``budget``, some rounds will be declined (or run with more noise).
+    """
+
+    budget: float | None
+    spent: Mapping[str, float]
+    projected: float | None
+
+
 #: rewrites the update before it leaves (a malicious hospital in robustness experiments)
 UpdateTamper = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
@@ -247,6 +274,7 @@ def run_hospital(
     poll_seconds: float = 10.0,
     on_round: Callable[[int, LocalResult], None] | None = None,
     tamper: UpdateTamper | None = None,
+    events: SiteEvents | None = None,
 ) -> HospitalSummary:
     """Take part in every round that selects this hospital until the federation finishes.
 
@@ -257,6 +285,7 @@ def run_hospital(
         policy: what it demands of a round (default: nothing beyond the protocol).
         randomness: where its rounding and client-level noise come from (default: the OS).
         on_round: called with ``(round, result)`` after each update the aggregator accepted.
+        events: told of every declined and every released round.
     """
     policy = policy if policy is not None else HospitalPolicy()
     randomness = randomness if randomness is not None else NoiseSource()
@@ -277,16 +306,16 @@ def run_hospital(
             dimension = sum(tensor.numel() for tensor in global_state.values())
             refusal = policy.refusal(view, dimension)
             if refusal is not None:
-                _decline(client, summary, view.round, "policy", refusal)
+                _decline(client, summary, view.round, "policy", refusal, events)
                 continue
             noise_variance, why_not = _plan_round(view, dimension, trainer, privacy, policy)
             if why_not is not None:
-                _decline(client, summary, view.round, "budget", why_not)
+                _decline(client, summary, view.round, "budget", why_not, events)
                 continue
             try:
                 result = trainer.train_round(global_state)
             except (ConfigError, DataError) as error:  # a global model that does not fit
-                _decline(client, summary, view.round, "policy", str(error))
+                _decline(client, summary, view.round, "policy", str(error), events)
                 continue
             # Privacy is spent once the update may leave: written before any byte of it does.
             summary.epsilon = result.epsilon
@@ -326,6 +355,8 @@ def run_hospital(
             return summary
         if privacy is not None:
             privacy.released(view.round)
+        if events is not None:
+            events.round_released(view.round)
         summary.rounds_submitted.append(view.round)
         if on_round is not None:
             on_round(view.round, result)
@@ -370,11 +401,14 @@ def _decline(
     round_number: int,
     reason: DeclineReason,
     why: str,
+    events: SiteEvents | None,
 ) -> None:
-    """Sit the round out: say so to the aggregator (no upload) and in the log."""
+    """Sit the round out: say so to the aggregator (no upload), in the log and to the host."""
     log.warning("declined a round", extra={"round": round_number, "reason": reason, "why": why})
     summary.rounds_declined.append(round_number)
     client.decline(round_number, reason=reason)
+    if events is not None:
+        events.round_declined(round_number, reason)
 
 
 def insecure_seed_for(config: JobConfig, hospital: str) -> int | None:
@@ -478,6 +512,7 @@ class HospitalSite:
         poll_seconds: float = 10.0,
         on_round: Callable[[int, LocalResult], None] | None = None,
         tamper: UpdateTamper | None = None,
+        events: SiteEvents | None = None,
     ) -> HospitalSummary:
         """Take part in the federation behind ``client`` until it finishes."""
         summary = run_hospital(
@@ -490,9 +525,28 @@ class HospitalSite:
             poll_seconds=poll_seconds,
             on_round=on_round,
             tamper=tamper,
+            events=events,
         )
         summary.accounting = self.accounting()
         return summary
+
+    def privacy_status(self, rounds_left: int) -> PrivacyStatus | None:
+        """The spend so far and where ``rounds_left`` more rounds at the current plan would
+        take it (``None`` without a ledger)."""
+        privacy = self.privacy
+        if privacy is None:
+            return None
+        dp_sgd = privacy.budget is not None
+        return PrivacyStatus(
+            budget=privacy.budget,
+            spent={
+                "dp-sgd": privacy.spent("dp-sgd"),
+                **({"client-dp": privacy.spent("client-dp")} if self.policy.client_dp else {}),
+            },
+            projected=privacy.projected(self.trainer.round_plan(), max(rounds_left, 0))
+            if dp_sgd
+            else None,
+        )
 
     def accounting(self) -> dict[str, object] | None:
         """What the hospital publishes about its privacy: the mechanism of every counted round

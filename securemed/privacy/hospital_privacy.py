@@ -207,16 +207,8 @@ class HospitalPrivacy:
         ]
         if not earlier:
             return
-        sigma, rate, steps = plan
-        projected = project_epsilon(
-            orchestrator.history(),
-            noise_multiplier=sigma,
-            sample_rate=rate,
-            steps=steps * rounds,
-            delta=orchestrator.budget.delta,
-            accountant=orchestrator.accountant,
-        )
-        if projected > orchestrator.budget.epsilon:
+        projected = self.projected(plan, rounds)
+        if projected is not None and projected > orchestrator.budget.epsilon:
             raise BudgetExhausted(
                 f"data set {self._dataset_id!r} has spent epsilon {self.spent():.3g} of its "
                 f"lifetime budget {orchestrator.budget.epsilon:.3g} in earlier runs "
@@ -224,6 +216,27 @@ class HospitalPrivacy:
                 f"would take it to {projected:.3g}. Train with more noise or fewer rounds, or "
                 "use other data"
             )
+
+    @property
+    def budget(self) -> float | None:
+        """The data set's lifetime DP-SGD budget (``None`` without DP-SGD)."""
+        return None if self._orchestrator is None else self._orchestrator.budget.epsilon
+
+    def projected(self, plan: tuple[float, float, int], rounds: int) -> float | None:
+        """The DP-SGD spend if ``rounds`` more rounds ran at ``plan`` (noise multiplier,
+        sample rate, steps per round) after every counted one; ``None`` without DP-SGD."""
+        orchestrator = self._orchestrator
+        if orchestrator is None:
+            return None
+        sigma, rate, steps = plan
+        return project_epsilon(
+            orchestrator.history(),
+            noise_multiplier=sigma,
+            sample_rate=rate,
+            steps=steps * rounds,
+            delta=orchestrator.budget.delta,
+            accountant=orchestrator.accountant,
+        )
 
     def decide(self, round_number: int, plan: tuple[float, float, int]) -> BudgetDecision | None:
         """Whether the hospital takes part in ``round_number``, and with what noise; ``None``

@@ -409,3 +409,38 @@ def test_the_cli_keeps_the_budget_of_a_data_file_named_in_its_config(tmp_path, p
     # refused for the earlier run's spend, not for a bad config or data file
     err = capsys.readouterr().err
     assert "earlier runs (earlier: 1 round" in err and "Traceback" not in err
+
+
+class _Events:
+    """Records what the site tells its host, as the Ray actor's metrics would."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, str | None]] = []
+
+    def round_declined(self, round_number: int, reason: str) -> None:
+        self.seen.append(("declined", round_number, reason))
+
+    def round_released(self, round_number: int) -> None:
+        self.seen.append(("released", round_number, None))
+
+
+def test_the_host_hears_of_every_released_and_declined_round_and_the_spend(tmp_path) -> None:
+    """A budget of two rounds and three offered: rounds 1 and 2 are released, round 3 is
+    declined for the budget; the status then says what was spent and that the plan for the
+    round left would pass the budget (what the alert on a hospital's budget watches)."""
+    budget = (_epsilon(2) + _epsilon(3)) / 2
+    with _site(_config(budget_epsilon=budget), tmp_path) as site:
+        start = site.privacy_status(rounds_left=2)
+        assert start is not None and start.budget == budget
+        assert start.spent == {"dp-sgd": 0.0}
+        assert start.projected == pytest.approx(_epsilon(2)) and start.projected < budget
+        events = _Events()
+        site.run(_aggregator([(1, False), (2, False), (3, False)]), events=events)  # type: ignore[arg-type]
+        assert events.seen == [
+            ("released", 1, None),
+            ("released", 2, None),
+            ("declined", 3, "budget"),
+        ]
+        after = site.privacy_status(rounds_left=1)
+        assert after is not None and after.spent["dp-sgd"] == pytest.approx(_epsilon(2))
+        assert after.projected == pytest.approx(_epsilon(3)) and after.projected > budget
