@@ -88,27 +88,34 @@ def head_node():
 def test_submitted_job_runs_the_federation_on_the_cluster(head_node, tmp_path: Path) -> None:
     address, env = head_node
     output = tmp_path / "run"
-    result = subprocess.run(
-        [
-            RAY,
-            "job",
-            "submit",
-            "--address",
-            address,
-            "--working-dir",
-            str(ROOT),
-            "--",
-            "python",
-            "jobs/federated.py",
-            "--smoke-test",
-            "--output",
-            str(output),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # the head's job agent registers a little after the Jobs API answers: until then a
+    # submission is refused with "No available agent ... try again later", and nothing runs
+    deadline = time.monotonic() + 120
+    while True:
+        result = subprocess.run(
+            [
+                RAY,
+                "job",
+                "submit",
+                "--address",
+                address,
+                "--working-dir",
+                str(ROOT),
+                "--",
+                "python",
+                "jobs/federated.py",
+                "--smoke-test",
+                "--output",
+                str(output),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if "No available agent" not in result.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert "== SecureMed federated run ==" in result.stdout
     metrics = json.loads((output / "metrics.json").read_text())
