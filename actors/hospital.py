@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ class HospitalNode:
     def __init__(
         self,
         *,
-        identity: FederationIdentity,
+        identity: FederationIdentity | Callable[[], FederationIdentity],
         config: JobConfig,
         source: ImageSource,
         indices: np.ndarray,
@@ -53,7 +53,8 @@ class HospitalNode:
         attacks: Sequence[AttackConfig] = (),
     ) -> None:
         torch.set_num_threads(1)  # hospitals share the node's cores; one thread each
-        self._identity = identity
+        # a callable reads the identity here, on this hospital's own node (its site's secret)
+        self._identity = identity if isinstance(identity, FederationIdentity) else identity()
         labels = source.labels("train")[indices]
         self._update_attacks: list[UpdateAttack] = []
         for attack in attacks:
@@ -66,7 +67,7 @@ class HospitalNode:
         self._honest: deque[torch.Tensor] = deque(maxlen=_ALIE_MEMORY)
         self._site = HospitalSite(
             config,
-            hospital=identity.name,
+            hospital=self._identity.name,
             images=torch.from_numpy(source.images("train", indices)),
             labels=labels,
             patient_ids=source.patient_ids("train")[indices]

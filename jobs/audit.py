@@ -20,7 +20,8 @@ Each copy is a Ray task, two at a time on a 2-core laptop and as many as the clu
 elsewhere. Every copy is attacked in turn with the others as its shadow models (loss
 threshold, NLL gap where there is a reference model, LiRA online and offline, RMIA), canaries give
 an empirical epsilon lower bound beside the accountant's, and ``DIR`` receives ``REPORT.md``,
-``comparison.json``, ``metadata.json``, per-variant score CSVs and log-scale ROC plots.
+``comparison.json``, ``metadata.json``, per-variant score CSVs and log-scale ROC plots, and
+TensorBoard scalars in ``DIR/tensorboard/<variant>`` (each copy as it lands, then the results).
 
 Nothing is lost on a crash: each finished copy's losses are saved under ``DIR/models`` as it
 lands, and ``--resume DIR`` trains only the copies still missing.
@@ -57,10 +58,17 @@ from securemed.audit.notes_study import BaseTraining, NotesAuditConfig, NotesStu
 from securemed.audit.report_study import ReportAuditConfig, ReportStudy
 from securemed.audit.study_analysis import MemberOutcome, audit_variant
 from securemed.audit.study_config import StudyConfig
-from securemed.audit.study_report import StudyDescription, VariantRecord, write_study
+from securemed.audit.study_report import (
+    StudyDescription,
+    VariantRecord,
+    copy_scalars,
+    variant_scalars,
+    write_study,
+)
 from securemed.config import load_as, validate_as
 from securemed.durable import atomic_write
 from securemed.errors import SecureMedError
+from securemed.evaluation.tensorboard_log import TENSORBOARD_DIR, ScalarLog
 from securemed.models import build_model
 from securemed.models.report_checkpoint import checkpoint_digest
 from securemed.models.snapshot import weights_fingerprint
@@ -232,6 +240,9 @@ def _write(
         },
         "cpus": os.cpu_count(),
     }
+    for record in records:  # TensorBoard: a variant's results after its copies 0..models-1
+        with ScalarLog(output / TENSORBOARD_DIR / record.name, purge_step=config.models) as board:
+            board.write(config.models, variant_scalars(record))
     return write_study(
         output,
         records,
@@ -304,6 +315,7 @@ def _train_copies(
         print(f"[audit] resuming: {copies - total} copies already trained")
     begun = time.perf_counter()
     done = 0
+    boards: dict[str, ScalarLog] = {}  # TensorBoard, a run per variant, a step per copy
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         saved = pending.pop(ready[0])
@@ -323,6 +335,10 @@ def _train_copies(
             raise
         _save_outcome(saved, outcome)
         outcomes[outcome.variant].append(outcome)
+        if outcome.variant not in boards:
+            boards[outcome.variant] = ScalarLog(output / TENSORBOARD_DIR / outcome.variant)
+        board = boards[outcome.variant]
+        board.write(outcome.index, copy_scalars(outcome, study.masks[outcome.index]))
         done += 1
         elapsed = time.perf_counter() - begun
         eta = elapsed / done * (total - done)
@@ -333,6 +349,8 @@ def _train_copies(
             f"{description.utility_name} {outcome.utility:.3f}{epsilon}; about {eta:.0f} s left",
             flush=True,
         )
+    for board in boards.values():
+        board.close()
     return outcomes
 
 

@@ -9,7 +9,7 @@ Reads as the story of a run: validate the config, connect to Ray (or start a loc
 the aggregator's gRPC server (mutual TLS 1.3, secure aggregation by default), run the rounds
 (evaluating and checkpointing after each), train the central non-DP baseline on the same
 data, then write metrics.json, a checkpoint per round, progress.png and the audit log to the
-output folder.
+output folder (and, round by round, TensorBoard scalars under its ``tensorboard/``).
 
 Privacy is each hospital's own business, decided by the core hospital loop it shares with
 ``python -m securemed.hospital``: its own ledger (for generated data, which is public by
@@ -28,6 +28,8 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +49,17 @@ from securemed.data.from_config import build_source, partition_for
 from securemed.data.sources import ImageSource
 from securemed.errors import SecureMedError
 from securemed.evaluation import evaluate
+from securemed.evaluation.tensorboard_log import TENSORBOARD_DIR, ScalarLog
 from securemed.federation.results import (
+    evaluation_scalars,
     latest_checkpoint,
     plot_progress,
+    round_scalars,
     save_checkpoint,
     write_json,
 )
 from securemed.models import build_model
-from securemed.pki import PkiLayout, init_pki, load_identity
+from securemed.pki import FederationIdentity, PkiLayout, init_pki, load_identity
 from securemed.privacy import train_central
 from securemed.privacy.randomness import NOT_A_GUARANTEE
 from securemed.transport import (
@@ -146,6 +151,39 @@ def federation_pki(config: JobConfig, output: Path) -> PkiLayout:
     return layout
 
 
+#: what a pinned actor asks of its site's resource: a marker, not a capacity, so any number of
+#: one site's actors fit on its nodes while no other site's node can take them
+SITE_RESOURCE_DEMAND = 0.001
+
+
+def site_resources(config: JobConfig, name: str) -> dict[str, float]:
+    """The custom Ray resource that pins ``name``'s actor (a hospital or "aggregator") to its
+    own site's nodes; empty when the config does not pin."""
+    prefix = config.federation.site_resource_prefix
+    return {} if prefix is None else {f"{prefix}{name}": SITE_RESOURCE_DEMAND}
+
+
+def hospital_identity(
+    config: JobConfig, pki: PkiLayout, name: str
+) -> FederationIdentity | Callable[[], FederationIdentity]:
+    """A hospital's identity, or, when it is pinned to its site, the way to read it there: the
+    key then stays on its site's nodes (its own mounted secret) and never passes this driver."""
+    if config.federation.site_resource_prefix is None:
+        return load_identity(pki, name)
+    return partial(load_identity, pki, name)
+
+
+def hospital_options(config: JobConfig, name: str, num_cpus: float) -> dict[str, Any]:
+    """The Ray actor options of hospital ``name``."""
+    return {
+        "num_cpus": num_cpus,
+        "max_concurrency": 2,
+        "name": None,
+        "runtime_env": GRPC_ENV,
+        "resources": site_resources(config, name),
+    }
+
+
 def start_hospitals(
     config: JobConfig,
     source: ImageSource,
@@ -157,10 +195,8 @@ def start_hospitals(
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     share = max(0.05, min(1.0, (cpus - 0.25) / len(names)))
     return {
-        name: HospitalNode.options(
-            num_cpus=share, max_concurrency=2, name=None, runtime_env=GRPC_ENV
-        ).remote(
-            identity=load_identity(pki, name),
+        name: HospitalNode.options(**hospital_options(config, name, share)).remote(
+            identity=hospital_identity(config, pki, name),
             config=config,
             source=source,
             indices=indices,
@@ -253,7 +289,9 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
     # from what it reserved, and sits out any round it had already reserved.
     hospitals = start_hospitals(config, source, partitions, pki, output)
     max_message_bytes = config.federation.max_message_mb * 1024 * 1024
-    aggregator = Aggregator.options(num_cpus=0.25, runtime_env=GRPC_ENV).remote(
+    aggregator = Aggregator.options(
+        num_cpus=0.25, runtime_env=GRPC_ENV, resources=site_resources(config, "aggregator")
+    ).remote(
         hospitals=names,
         global_state=global_state,
         total_rounds=config.federation.rounds,
@@ -284,6 +322,11 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
             raise SecureMedError(f"a hospital failed before the first round: {error}") from None
     ray.get(join)
 
+    # TensorBoard, by round (0: the initial model); a resumed run redoes the rounds after its
+    # checkpoint, and its marker makes TensorBoard drop what the stopped run logged of them
+    board = ScalarLog(output / TENSORBOARD_DIR, purge_step=completed + 1 if completed else 0)
+    if not completed:
+        board.write(0, evaluation_scalars(initial_test))
     for _ in range(completed + 1, config.federation.rounds + 1):
         result = ray.get(aggregator.run_round.remote(config.federation.round_deadline_s))
         global_state = result["global_state"]
@@ -292,12 +335,14 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
         record = round_record(result, test_metrics)
         records.append(record)
         print_round(record, config.federation.rounds)
+        board.write(record["round"], round_scalars(record))
         save_checkpoint(
             output,
             record["round"],
             {"global_state": global_state, "rounds": records, "initial_test": initial_test},
         )
         write_json(output / "metrics.json", {"initial": {"test": initial_test}, "rounds": records})
+    board.close()
 
     ray.get(aggregator.finish.remote())
     summaries = ray.get(runs)

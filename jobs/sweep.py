@@ -19,9 +19,11 @@ including trials ASHA stopped (see :mod:`securemed.tuning.frontier`). ``DIR`` re
 ``trials.csv`` (every reported point with its parameters), ``frontier.csv``, ``frontier.md``,
 ``frontier.png``, ``recommendation.json`` (the best setting within each ``--budgets`` epsilon)
 and ``metadata.json`` (parameters, seeds, versions, timing); Tune's own records go to
-``DIR/tune``. The trial bodies live in :mod:`securemed.tuning.trials`, Ray-free; this file only
-wires them to Tune. On a multi-node cluster ``DIR`` must be storage every node sees (the report
-trials read their starting checkpoint from it).
+``DIR/tune``, among them each trial's TensorBoard events in its trial folder (Tune's default
+TensorBoard logger: every report under ``ray/tune/<metric>``). The trial bodies live in
+:mod:`securemed.tuning.trials`, Ray-free; this file only wires them to Tune. On a multi-node
+cluster ``DIR`` must be storage every node sees (the report trials read their starting
+checkpoint from it).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ connect to Ray (or start a local one), then train each variant of the config in 
 ``TorchTrainer`` (CPU workers, checkpoints through Ray Train every epoch), evaluate every
 variant on the test films, clean and under PGD, beside the most-common-report baseline, and
 write ``DIR/metrics.json`` and ``DIR/REPORT.md``. Each variant's model lands in
-``DIR/<variant>/model`` in the serving checkpoint format.
+``DIR/<variant>/model`` in the serving checkpoint format, and TensorBoard's event files land in
+``DIR/tensorboard/<variant>`` (each epoch's loss and epsilon) and ``.../<variant>/evaluation``.
 
 ``--resume DIR`` continues a stopped run: finished variants are kept, an interrupted one picks
 up from its last Ray Train checkpoint (weights, optimizer, accountant, position).
@@ -51,6 +52,7 @@ from securemed.evaluation.report_evaluation import (
     pgd_attack_reports,
     score_reports,
 )
+from securemed.evaluation.tensorboard_log import TENSORBOARD_DIR, ScalarLog
 from securemed.federation.results import write_json
 from securemed.models.report_checkpoint import (
     TrainingFacts,
@@ -66,7 +68,7 @@ from securemed.report_training.config import (
 )
 from securemed.report_training.dataset import Split, load_split, load_texts
 from securemed.report_training.model_setup import build_job_model, job_tokenizer
-from securemed.report_training.trainer import ReportTrainer
+from securemed.report_training.trainer import EpochStats, ReportTrainer
 from securemed.text.tokenizer import ReportTokenizer
 
 #: Ray Train forwards its workers' log records to the driver (a worker's print, patched into
@@ -112,6 +114,13 @@ def train_variant_loop(loop_config: dict[str, Any]) -> None:
             trainer.load_state_dict(torch.load(Path(folder) / STATE_FILE, weights_only=True))
         if rank == 0:
             log.info("[%s] resumed after epoch %d", variant.name, trainer.epoch)
+    # rank 0 logs each epoch for TensorBoard; a resumed variant redoes the epochs after its
+    # checkpoint, and the marker makes TensorBoard drop what the stopped run logged of them
+    board = (
+        ScalarLog(Path(loop_config["tensorboard_path"]), purge_step=trainer.epoch + 1)
+        if rank == 0
+        else None
+    )
 
     def progress(step: int, steps: int, loss: float) -> None:
         if rank == 0:
@@ -129,6 +138,8 @@ def train_variant_loop(loop_config: dict[str, Any]) -> None:
                 variant.name, stats.epoch, epochs, stats.seconds, stats.loss,
                 stats.adversarial_examples, spent,
             )  # fmt: skip
+        if board is not None:
+            board.write(stats.epoch, epoch_scalars(stats))
         metrics = {
             "epoch": stats.epoch,
             "loss": stats.loss,
@@ -150,6 +161,18 @@ def train_variant_loop(loop_config: dict[str, Any]) -> None:
                     )
                 saved = ray.train.Checkpoint.from_directory(folder)
             ray.train.report(metrics, checkpoint=saved)
+    if board is not None:
+        board.close()
+
+
+def epoch_scalars(stats: EpochStats) -> dict[str, float | None]:
+    """An epoch's TensorBoard scalars (rank 0's shard: its mean loss, the run's epsilon)."""
+    return {
+        "report/train_loss": stats.loss,
+        "report/epsilon": stats.epsilon,
+        "report/epoch_seconds": stats.seconds,
+        "report/adversarial_films": stats.adversarial_examples,
+    }
 
 
 def training_split(variant: VariantConfig) -> Split:
@@ -198,6 +221,7 @@ def train_variant(job: ReportJobConfig, variant: VariantConfig, output: Path) ->
         # by path: Ray keeps the loop config in its run state, and a vocabulary learnt from
         # reports is data, not settings
         "tokenizer_path": str((output / TOKENIZER_FILE).resolve()),
+        "tensorboard_path": str((output / TENSORBOARD_DIR / variant.name).resolve()),
     }
     if variant.init_from is not None:
         loop_config["init_checkpoint"] = str((output / variant.init_from / MODEL_DIR).resolve())
@@ -288,6 +312,27 @@ def evaluate_variants(job: ReportJobConfig, models: dict[str, Path]) -> dict[str
     }
 
 
+def log_evaluation(job: ReportJobConfig, evaluation: dict[str, Any], output: Path) -> None:
+    """Each variant's test metrics, clean and under PGD, at its last epoch, for TensorBoard: a
+    run of their own beside the variant's training curves, replaced by every evaluation (a
+    resumed run evaluates again)."""
+    for variant in job.variants:
+        result = evaluation["results"][variant.name]
+        clean, robust = result["clean"], result["robust"]
+        folder = output / TENSORBOARD_DIR / variant.name / "evaluation"
+        with ScalarLog(folder, purge_step=0) as board:
+            board.write(
+                variant.epochs or job.optimisation.epochs,
+                {
+                    "report/test_clinical_f1": clean["clinical_macro_f1"],
+                    "report/test_bleu4": clean["bleu4"],
+                    "report/test_rouge_l": clean["rouge_l"],
+                    "report/robust_clinical_f1": robust["clinical_macro_f1"],
+                    "report/robust_bleu4": robust["bleu4"],
+                },
+            )
+
+
 def results_table(evaluation: dict[str, Any]) -> str:
     """The before/after table of REPORT.md: clean and robust metrics side by side."""
     pgd = evaluation["pgd"]
@@ -325,6 +370,7 @@ def run(job: ReportJobConfig, output: Path) -> dict[str, Any]:
         job_tokenizer(job, load_texts(job.data, "train")).save(output / TOKENIZER_FILE)
     models = {v.name: train_variant(job, v, output) for v in job.variants}
     evaluation = evaluate_variants(job, models)
+    log_evaluation(job, evaluation, output)
     metrics = {
         **evaluation,
         "models": {name: str(path) for name, path in models.items()},

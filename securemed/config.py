@@ -232,6 +232,13 @@ class FederationConfig(StrictConfig):
         description="aggregator listen address; 0.0.0.0 when hospitals run on other nodes",
     )
     seed: int = 0
+    site_resource_prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        description="pin hospital-N's actor to the nodes that advertise the Ray resource "
+        "<prefix>hospital-N (the aggregator to <prefix>aggregator); each hospital then reads its "
+        "key from security.pki_dir on its own node; null = no pinning",
+    )
 
 
 class BaselineConfig(StrictConfig):
@@ -290,6 +297,12 @@ class JobConfig(StrictConfig):
                 f"participation {self.federation.participation} select {selected}: hospitals "
                 "would refuse every round (the secure sum of one update is that update, and of "
                 "two, each hospital learns the other's)"
+            )
+        if self.federation.site_resource_prefix is not None and self.security.pki_dir is None:
+            raise ValueError(
+                "federation.site_resource_prefix makes each hospital read its key on its own "
+                "node: set security.pki_dir to where its site mounts its certificate (a run's "
+                "own CA would hold every key on the driver's node)"
             )
         return self
 

@@ -1,4 +1,5 @@
-"""What a leakage study leaves on disk: REPORT.md, comparison.json, scores, plots.
+"""What a leakage study leaves on disk: REPORT.md, comparison.json, scores, plots, and the
+scalars it logs for TensorBoard.
 
 Only numbers leave the study: losses, attack scores and metrics keyed by example index. No
 example (a note carries PHI, a film is a patient's image; fake here but real in a hospital's
@@ -71,6 +72,42 @@ class VariantRecord:
     def epsilon(self) -> float | None:
         spent = [outcome.epsilon for outcome in self.outcomes if outcome.epsilon is not None]
         return max(spent) if spent else None
+
+
+def copy_scalars(outcome: MemberOutcome, members: np.ndarray) -> dict[str, float | None]:
+    """One trained copy's TensorBoard scalars: its utility and epsilon, and its mean loss on
+    the audited examples it trained on and on those it did not (``members``: its row of the
+    study's masks), whose gap is what the attacks exploit. Means only, no example's loss."""
+    losses = np.asarray(outcome.audit_nll, dtype=float)
+    members = np.asarray(members, dtype=bool)
+    return {
+        "audit/copy_utility": outcome.utility,
+        "audit/copy_train_loss": float(np.mean(losses[members])),
+        "audit/copy_heldout_loss": float(np.mean(losses[~members])),
+        "audit/copy_epsilon": outcome.epsilon,
+        "audit/copy_epochs_run": outcome.epochs_run,
+        "audit/copy_seconds": outcome.seconds,
+    }
+
+
+def variant_scalars(record: VariantRecord) -> dict[str, float | None]:
+    """A variant's audit results as TensorBoard scalars: mean utility, the accountant's epsilon
+    and the canaries' lower bound on it, and every attack's AUC, success and TPR at low FPR."""
+    canaries = record.audit.canary_audit
+    scalars: dict[str, float | None] = {
+        "audit/utility": record.utility,
+        "audit/accountant_epsilon": record.epsilon,
+        "audit/canary_epsilon_lower_bound": None
+        if canaries is None
+        else canaries.epsilon_lower_bound,
+    }
+    for name, result in record.audit.attacks.items():
+        scalars[f"audit/{name}/roc_auc"] = result.metrics.roc_auc
+        scalars[f"audit/{name}/attack_success"] = result.metrics.balanced_accuracy
+        for fpr, tpr in result.metrics.tpr_at_fpr.items():
+            # comparison.json's key, with "pct" for "%" (tpr_at_1pct_fpr), as the sweep names it
+            scalars[f"audit/{name}/{_tpr_key(fpr).replace('%', 'pct')}"] = tpr
+    return scalars
 
 
 def comparison(records: Sequence[VariantRecord], description: StudyDescription) -> dict[str, Any]:

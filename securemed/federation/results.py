@@ -1,4 +1,5 @@
-"""What a federated run leaves on disk: metrics, a checkpoint per round, a progress plot.
+"""What a federated run leaves on disk: metrics, a checkpoint per round, a progress plot,
+and the scalars it logs for TensorBoard.
 
 Every file is written to a temporary name and renamed into place, so a crash mid-write leaves
 the previous complete file, and ``--resume`` always finds a checkpoint it can load. Only
@@ -56,6 +57,32 @@ def latest_checkpoint(output: Path) -> tuple[int, dict[str, Any]] | None:
             f"checkpoint {path} cannot be read ({error}); remove it to resume"
         ) from None
     return rounds[-1], payload
+
+
+def evaluation_scalars(test: Mapping[str, Any]) -> dict[str, float | None]:
+    """The global model's test metrics as TensorBoard scalars (macro-AUROC None: undefined)."""
+    return {
+        "federation/test_macro_auroc": test["macro_auroc"],
+        "federation/test_accuracy": test["accuracy"],
+    }
+
+
+def round_scalars(record: Mapping[str, Any]) -> dict[str, float | None]:
+    """A round's TensorBoard scalars, by tag: the global model's test metrics, who took part,
+    how long it took, and each hospital's epsilon as it reported it with its update.
+
+    No hospital's training loss: it is data-dependent and never leaves a hospital outside DP,
+    so neither the aggregator nor the driver has it. A hospital could log it into its own
+    folder, but in simulation its folder is the run folder the operator reads, so it does not.
+    """
+    return {
+        **evaluation_scalars(record["test"]),
+        "federation/round_seconds": record["seconds"],
+        "federation/participants": len(record["participants"]),
+        "federation/declined": len(record["declined"]),
+        "federation/missed_deadline": len(record["missed_deadline"]),
+        **{f"privacy/epsilon/{name}": value for name, value in record["epsilon"].items()},
+    }
 
 
 def plot_progress(

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.tensorboard_events import scalars
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,6 +126,18 @@ def test_every_output_is_written_and_no_note_text_is(study) -> None:
     assert all(float(row["reference_nll"]) > 0 and float(row["nll"]) > 0 for row in rows)
     for text in (report, scores, (output / "metadata.json").read_text()):
         assert "Portal PIN" not in text and "MRN" not in text
+    # TensorBoard: a run per variant, a step per copy as it landed, then the results
+    overfit = scalars(output / "tensorboard" / "overfit")
+    train, heldout = overfit["audit/copy_train_loss"], overfit["audit/copy_heldout_loss"]
+    assert sorted(step for step, _ in train) == list(range(6))
+    assert all(a < b for (_, a), (_, b) in zip(train, heldout, strict=True))  # overfit
+    comparison = json.loads((output / "comparison.json").read_text())["variants"]
+    [(step, auc)] = overfit["audit/lira_online/roc_auc"]
+    assert step == 6
+    assert auc == pytest.approx(comparison["overfit"]["attacks"]["lira_online"]["roc_auc"])
+    dp = scalars(output / "tensorboard" / "dp")
+    assert all(0 < epsilon <= 1.0 for _, epsilon in dp["audit/copy_epsilon"])
+    assert "audit/canary_epsilon_lower_bound" in dp
 
 
 def test_resume_trains_only_the_missing_copy(study) -> None:

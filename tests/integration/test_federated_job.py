@@ -8,6 +8,7 @@ import torch
 from jobs.federated import run_federation
 from securemed.audit import read_audit_log, verify_audit_log
 from securemed.config import parse_config
+from tests.tensorboard_events import scalars
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -66,6 +67,20 @@ def test_three_hospitals_two_rounds_improve_the_global_model(local_ray, tmp_path
         assert independent_epsilon(published) == pytest.approx(
             privacy["epsilon"][hospital], rel=0.01
         )
+    # TensorBoard: the global model by round (0: the initial one), the round's time and
+    # participants, each hospital's reported epsilon, and no hospital's training loss
+    board = scalars(tmp_path / "tensorboard")
+    aurocs = board["federation/test_macro_auroc"]
+    assert [step for step, _ in aurocs] == [0, 1, 2]
+    assert aurocs[0][1] == pytest.approx(initial) and aurocs[2][1] == pytest.approx(
+        rounds[1]["test"]["macro_auroc"]
+    )
+    assert [step for step, _ in board["federation/round_seconds"]] == [1, 2]
+    assert board["federation/participants"] == [(1, 3.0), (2, 3.0)]
+    for hospital in hospitals:
+        spent = [value for _, value in board[f"privacy/epsilon/{hospital}"]]
+        assert spent == pytest.approx([entry["epsilon"][hospital] for entry in rounds])
+    assert not [tag for tag in board if "loss" in tag]
 
 
 def independent_epsilon(published: dict) -> float:

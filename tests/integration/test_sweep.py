@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from securemed.tuning import SweepPoint, pareto_frontier
+from tests.tensorboard_events import scalars
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -94,6 +95,22 @@ def test_a_smoke_sweep_writes_a_frontier_consistent_with_every_reported_point(
     for entry in advice:
         assert entry["fits"] or "no reported model" in entry["reason"]
     assert "| epsilon | auroc |" in (output / "frontier.md").read_text()
+
+    # TensorBoard: Ray Tune's own logger (on by default) writes each trial's reports into that
+    # trial's folder, so the job adds none of its own
+    folders = {
+        event.parent
+        for event in (output / "tune" / "sweep-classifier").glob("*/events.out.tfevents.*")
+    }
+    assert len(folders) == TRIALS
+    for trial in {row["trial"] for row in rows}:
+        [folder] = [folder for folder in folders if f"_{trial}_" in folder.name]
+        board = scalars(folder)
+        reported = sorted(int(row["round"]) for row in rows if row["trial"] == trial)
+        assert sorted(int(value) for _, value in board["ray/tune/round"]) == reported
+        assert {"ray/tune/epsilon", "ray/tune/seconds"} <= board.keys()
+        if any(math.isfinite(float(row["auroc"])) for row in rows if row["trial"] == trial):
+            assert "ray/tune/auroc" in board
 
 
 def test_a_report_model_sweep_runs_under_tune_and_recommends_per_budget(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import yaml
 from securemed.models.report_checkpoint import load_report_checkpoint
 from securemed.report_training.config import ReportDataConfig
 from securemed.report_training.dataset import load_split
+from tests.tensorboard_events import scalars
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -72,6 +73,17 @@ def test_ray_train_on_two_workers_writes_a_checkpoint_that_reloads_and_writes_re
     assert all(report.strip() for report in reports)
     dp = load_report_checkpoint(output / "private" / "model").facts
     assert dp.epsilon == results["private"]["epsilon"] and dp.dp_parameters
+    # TensorBoard: a run per variant, its loss (and epsilon under DP) by epoch, and its test
+    # metrics at its last epoch in a run beside it
+    standard = scalars(output / "tensorboard" / "standard")
+    assert [step for step, _ in standard["report/train_loss"]] == [1, 2]
+    assert "report/epsilon" not in standard
+    [(epoch, epsilon)] = scalars(output / "tensorboard" / "private")["report/epsilon"]
+    assert epoch == 1 and epsilon == pytest.approx(results["private"]["epsilon"], rel=1e-5)
+    evaluated = scalars(output / "tensorboard" / "standard" / "evaluation")
+    [(epoch, f1)] = evaluated["report/test_clinical_f1"]
+    assert epoch == 2 and f1 == pytest.approx(results["standard"]["clean"]["clinical_macro_f1"])
+    assert "report/robust_clinical_f1" in evaluated
 
 
 def test_a_run_killed_mid_variant_resumes_from_its_last_ray_train_checkpoint(

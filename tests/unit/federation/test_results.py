@@ -12,6 +12,7 @@ from securemed.errors import ConfigError
 from securemed.federation.results import (
     latest_checkpoint,
     plot_progress,
+    round_scalars,
     save_checkpoint,
     write_json,
 )
@@ -60,3 +61,25 @@ def test_progress_plot_tolerates_undefined_auroc_and_missing_epsilon(tmp_path: P
     ]
     plot_progress(rounds, 0.9, tmp_path / "progress.png")
     assert (tmp_path / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_round_scalars_hold_what_the_aggregator_saw_and_no_hospital_loss() -> None:
+    record = {
+        "round": 2,
+        "participants": ["hospital-1", "hospital-2"],
+        "declined": ["hospital-3"],
+        "missed_deadline": [],
+        "test": {"macro_auroc": None, "accuracy": 0.75, "per_class_auroc": {"a": None}},
+        "epsilon": {"hospital-1": 1.5, "hospital-2": None},
+        "seconds": 4.0,
+    }
+    assert round_scalars(record) == {
+        "federation/test_macro_auroc": None,  # undefined: ScalarLog leaves it out
+        "federation/test_accuracy": 0.75,
+        "federation/round_seconds": 4.0,
+        "federation/participants": 2,
+        "federation/declined": 1,
+        "federation/missed_deadline": 0,
+        "privacy/epsilon/hospital-1": 1.5,
+        "privacy/epsilon/hospital-2": None,
+    }
