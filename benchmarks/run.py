@@ -39,7 +39,7 @@ def run_all(*, smoke_test: bool) -> dict[str, Any]:
     if smoke_test:
         dp_step = measure_dp_step(batch_size=8, image_size=16, repeats=2, warmup=1)
         round_split = measure_round(hospitals=2, samples_per_hospital=64)
-        secure_round = measure_secure_overhead(hospitals=2, samples_per_hospital=64)
+        secure_round = measure_secure_overhead(hospitals=3, samples_per_hospital=64)
         protocol = measure_protocol((3, 8), length=1000)
         unmask = measure_unmask(hospitals=10, length=1000, dropout=0.1)
         masks = measure_mask_throughput(length=1000, repeats=3)
