@@ -138,6 +138,10 @@ class Aggregator:
         await self._server.finish()
         self._metrics.active.set(0)
 
+    async def node_id(self) -> str:
+        """The Ray node the aggregator runs on."""
+        return ray.get_runtime_context().get_node_id()
+
     async def stop(self) -> None:
         await self._server.stop()
         self._audit.close()

@@ -119,6 +119,10 @@ class HospitalNode:
                 update = attack.apply(update)
         return update
 
+    def node_id(self) -> str:
+        """The Ray node this hospital runs on (its site's, when pinned)."""
+        return ray.get_runtime_context().get_node_id()
+
     def stop(self) -> None:
         """Close the hospital's ledger (every committed row is already on disk)."""
         self._site.close()

@@ -346,6 +346,16 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
 
     ray.get(aggregator.finish.remote())
     summaries = ray.get(runs)
+    # which Ray node each actor ran on: with site pinning, every hospital on its own site's
+    placement = dict(
+        zip(
+            ["aggregator", *hospitals],
+            ray.get(
+                [aggregator.node_id.remote(), *(a.node_id.remote() for a in hospitals.values())]
+            ),
+            strict=True,
+        )
+    )
     ray.get(aggregator.stop.remote())
     ray.get([actor.stop.remote() for actor in hospitals.values()])
     for actor in [*hospitals.values(), aggregator]:
@@ -401,6 +411,7 @@ def run_federation(config: JobConfig, output: Path, *, resume: bool) -> dict[str
             }
             for s in summaries
         },
+        "placement": placement,
         "wall_seconds": time.perf_counter() - started,
     }
     write_json(output / "metrics.json", metrics)
